@@ -1,0 +1,160 @@
+"""The ``bulletin-bot`` command line: ingest, reindex, ask, chat, issues, eval."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from errors import BulletinBotError
+from settings import TODAY_ENV, Settings, load_settings, reference_day, replace
+
+
+class Context:
+    """What the global options decide, handed to each command."""
+
+    def __init__(self, settings: Settings, today: str | None):
+        self.settings = settings
+        self.today_option = today
+        self._answerer = None
+
+    def today(self) -> dt.date:
+        return reference_day(self.settings, self.today_option)
+
+    def embedder(self):
+        from index.embedding import Embedder
+        return Embedder(self.settings.embedding)
+
+    def answerer(self, today: dt.date | None = None):
+        from bot.answer import Answerer
+        if self._answerer is None:
+            self._answerer = Answerer(self.settings, self.embedder(), today=today or self.today(),
+                                      progress=sys.stderr.isatty())
+        return self._answerer
+
+
+@click.group()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Settings file (default: ./config.toml if present, else built-in defaults).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the corpus folder, SQLite, FAISS and keyword files live (default from config).")
+@click.option("--today", default=None, metavar="YYYY-MM-DD",
+              help="Reference day for relative dates (env BULLETIN_BOT_TODAY; default: today).")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, today: str | None, verbose: bool) -> None:
+    """Answer questions about the 南阳卫生健康体育动态 bulletins, with citations."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    settings = load_settings(config_path)
+    if data_dir:
+        settings = replace(settings, data={"dir": data_dir})
+    if today:
+        reference_day(settings, today)          # fail early on a malformed date
+    ctx.obj = Context(settings, today)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.pass_obj
+def ingest(obj: Context, paths: tuple[str, ...]) -> None:
+    """Add bulletin files (.txt .md .pdf .docx) to the corpus and update the index incrementally."""
+    from index.build import ingest_files
+    report = ingest_files(obj.settings, obj.embedder(), [Path(p) for p in paths], progress=True)
+    for line in report.lines():
+        click.echo(line)
+    if report.rejected and not report.changed and not report.skipped:
+        sys.exit(1)
+
+
+@cli.command()
+@click.pass_obj
+def reindex(obj: Context) -> None:
+    """Rebuild the index from the corpus folder into a new directory and swap it in atomically."""
+    from index.build import build_index, ensure_index
+    embedder = obj.embedder()
+    ensure_index(obj.settings, embedder, progress=True)
+    path = build_index(obj.settings, embedder, progress=True)
+    click.echo(f"reindexed: {path.name}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per question per line.")
+@click.option("-k", "top_k", type=click.IntRange(1, 50), default=None, help="Sources per answer (default 5).")
+@click.argument("question", nargs=-1, required=True)
+@click.pass_obj
+def ask(obj: Context, as_json: bool, top_k: int | None, question: tuple[str, ...]) -> None:
+    """Answer a question; with "-" read one question per stdin line (the model is loaded once)."""
+    answerer = obj.answerer()
+    questions = [line.strip() for line in sys.stdin] if question == ("-",) else [" ".join(question)]
+    for q in questions:
+        if question == ("-",) and not q:
+            continue
+        answer = answerer.answer(q, k=top_k)
+        if as_json:
+            click.echo(json.dumps(answer.to_json(q), ensure_ascii=False))
+        else:
+            click.echo(answer.text)
+
+
+@cli.command()
+@click.pass_obj
+def chat(obj: Context) -> None:
+    """Ask questions interactively (empty line or Ctrl-D to quit)."""
+    answerer = obj.answerer()
+    click.echo("南阳卫生健康体育动态问答（空行退出）")
+    while True:
+        try:
+            q = input("问> ").strip()
+        except EOFError:
+            break
+        if not q:
+            break
+        click.echo(answerer.answer(q).text + "\n")
+
+
+@cli.command("issues")
+@click.pass_obj
+def list_issues(obj: Context) -> None:
+    """List the indexed issues with their article counts."""
+    from index.build import ensure_index
+    from index.generations import Generations
+    from index.build import index_identity
+    from index.store import IndexStore
+    embedder = obj.embedder()
+    ensure_index(obj.settings, embedder)
+    store = IndexStore(Generations(obj.settings.data_dir).current(), index_identity(obj.settings, embedder))
+    for row in store.issues():
+        number = f" 第{row['number']}期" if row["number"] else ""
+        click.echo(f"{row['date']}{number}  {row['articles']:3d} 篇  {row['source_name']}")
+
+
+@cli.command("eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-k", "top_k", type=click.IntRange(1, 50), default=5, help="k of Recall@k.")
+@click.option("--failures", is_flag=True, help="Also print the questions answered wrongly.")
+@click.pass_obj
+def eval_command(obj: Context, file: str, top_k: int, failures: bool) -> None:
+    """Score the bot on a JSONL question set (Recall@k, MRR@10, accuracy, abstention)."""
+    from bot.evaluate import evaluate, load_questions
+    explicit = obj.today_option or os.environ.get(TODAY_ENV)
+    today = reference_day(obj.settings, explicit) if explicit else dt.date.fromisoformat(obj.settings.eval.today)
+    report = evaluate(obj.answerer(today), load_questions(Path(file)), k=top_k, progress=True)
+    if failures:
+        for f in report.failures:
+            click.echo(json.dumps(f, ensure_ascii=False))
+    for line in report.lines():
+        click.echo(line)
+
+
+def main() -> None:
+    """Run the CLI, turning bulletin-bot errors into one clean message."""
+    try:
+        cli(standalone_mode=True)
+    except BulletinBotError as exc:
+        click.echo(f"error: {exc.user_message}", err=True)
+        sys.exit(2)

@@ -1,0 +1,112 @@
+"""Read a question: its time range, whether it asks for a list, its terms and weights, what it asks for."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass
+
+from corpus.dates import TimeRange, parse_time_range
+from index.keywords import query_terms
+from index.store import IndexStore, StoredArticle
+
+_LISTING = re.compile(r"哪些|都有什么|都有啥|有什么活动|都有谁|几次|列一下|列出|列举|哪几(?:家|个单位|所|次)|多少次")
+_TIME_WORDS = re.compile(
+    r"\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*[日号]?|\d{1,2}\s*[日号]|[一二三四五六七八九十]+月[初底中上下]?旬?|"
+    r"[上下本这]个?月|[上这本]周|今年|去年|前年|最近一期|最新一期|这一期|最近|近期|这一阵子?|这段时间|那天|当天|昨天|前天|今天")
+_ORDINAL = re.compile(r"第([0-9一二三四五六七八九十百]+)(届|期|次|轮|批|场|季)")
+_CLAUSE = re.compile(r"[^，,。？?！!；;]+")
+_WH = re.compile(r"多少|几|哪|什么|啥|谁|多久|多长|多大|怎么|怎样|如何|吗|有没有|是否|能不能|行不行|可以不")
+# Words that name the kind of thing asked for, not which one: they do not make an article relevant.
+GENERIC = frozenset("活动 事情 事 新闻 报道 动态 工作 消息 内容 单位 医院 南阳 南阳市 市里 全市 我们 那天 当天 "
+                    "出来 组织 举办 开展 参加 进行 方面 一些 这块 那块 比赛 有关".split())
+# What the question asks for -> what a sentence answering it looks like.
+CUES = [
+    (re.compile(r"多长时间|多久|几天|多少天|几个小时"), re.compile(r"\d+\s*(?:个)?(?:小时|分钟|天|周|个月|年)|[一二三四五六七八九十]+(?:小时|天|周|个月)")),
+    (re.compile(r"多少|几[个家名人次场项回轮所]|几"), re.compile(r"\d|[一二三四五六七八九十两][个家名人次场项回]")),
+    (re.compile(r"哪天|几号|几月|什么时候|何时|日期|哪几天"), re.compile(r"\d{1,2}月\d{1,2}日|\d{1,2}日")),
+    (re.compile(r"哪儿|哪里|在哪|什么地方|地点|哪个(?:公园|学校|地方|场馆)"), re.compile(r"在[^，。]{2,20}(?:公园|学校|馆|中心|广场|村|社区|院|区|室)|走进|来到")),
+    (re.compile(r"谁|冠军|第一名|哪个队|哪支"), re.compile(r"冠军|第一名|获得|夺得|斩获")),
+    (re.compile(r"多大|几岁|年龄"), re.compile(r"\d+\s*(?:岁|周岁)|婴幼儿|儿童|青少年|老年")),
+    (re.compile(r"怎么|怎样|如何|什么方式|什么形式"), re.compile(r"通过|采用|采取|模式|方式|形式|结合")),
+    (re.compile(r"晚上|夜里|夜间|半夜|周末|节假日"), re.compile(r"24\s*小时|夜间|全天|节假日|周末|全年")),
+    (re.compile(r"哪几[块项类个方面]|哪些方面|重点"), re.compile(r"(?:[^、，。]{2,12}、){2,}")),
+]
+_ASKS = {
+    "phone": re.compile(r"电话|热线|号码|联系方式|手机号"),
+    "price": re.compile(r"多少钱|价格|价钱|收费|费用|花多少|几块钱|房价"),
+}
+_HAS = {
+    "phone": re.compile(r"\d{3,4}[-—－]?\d{7,8}|\d{11}|热线\d+|\d{5,}"),
+    "price": re.compile(r"\d+(?:\.\d+)?\s*(?:元|块)|免费"),
+}
+
+
+def is_listing(question: str) -> bool:
+    """Return whether the question asks for a list of events rather than one fact."""
+    return bool(_LISTING.search(question))
+
+
+def content_terms(text: str) -> tuple[str, ...]:
+    """Return the terms of a question with its time expressions removed."""
+    return query_terms(_TIME_WORDS.sub(" ", text))
+
+
+def ask_clauses(question: str) -> list[str]:
+    """Return the clauses that hold a question word; the others only say which article is meant."""
+    clauses = [c.strip() for c in _CLAUSE.findall(question) if c.strip()]
+    asking = [c for c in clauses if _WH.search(c)]
+    return asking or clauses or [question]
+
+
+class Weights:
+    """IDF weights of a question's terms over the indexed chunks.
+
+    A term no bulletin uses gets half the weight of a rare one: it may name a topic the bulletins
+    lack (高铁) or be colloquial filler (偷偷); single characters count half as well.
+    """
+
+    def __init__(self, store: IndexStore, terms: tuple[str, ...]):
+        n = max(store.chunk_count(), 1)
+        df = store.term_document_counts(terms)
+        self.idf = {t: (math.log((n + 1) / (df[t] + 0.5)) if df.get(t) else math.log(n + 1) / 2)
+                    * (0.5 if len(t) == 1 else 1.0) for t in terms}
+
+    def coverage(self, text: str, terms: tuple[str, ...] | None = None, skip: frozenset = frozenset()) -> float:
+        """Return the IDF-weighted share of the terms (default: all) that occur in the text."""
+        chosen = [t for t in (terms if terms is not None else self.idf) if t in self.idf and t not in skip]
+        total = sum(self.idf[t] for t in chosen)
+        if total <= 0:
+            return 0.0
+        low = text.lower()
+        return sum(self.idf[t] for t in chosen if t in low) / total
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question as the answerer reads it."""
+
+    text: str
+    when: TimeRange | None
+    listing: bool
+    terms: tuple[str, ...]
+    asks: tuple[tuple[str, tuple[str, ...]], ...]    # (ask clause, its terms)
+
+    @classmethod
+    def read(cls, text: str, today: dt.date) -> "Question":
+        asks = tuple((c, content_terms(c)) for c in ask_clauses(text))
+        return cls(text, parse_time_range(text, today), is_listing(text), content_terms(text), asks)
+
+
+def ordinal_mismatch(question: str, article: StoredArticle) -> str | None:
+    """Return the article's ordinal when the question asks about another of the same kind (第三届 vs 第二届)."""
+    for number, kind in _ORDINAL.findall(question):
+        printed = {n for n, k in _ORDINAL.findall(article.text) if k == kind}
+        if printed and number not in printed:
+            return f"第{sorted(printed)[0]}{kind}"
+    return None
+
+
+def missing_answer_type(question: str, article: StoredArticle) -> bool:
+    """Return whether the question asks for a phone number or a price the article does not print."""
+    return any(asks.search(question) and not _HAS[kind].search(article.text) for kind, asks in _ASKS.items())

@@ -1,0 +1,11 @@
+"""Every user-facing Chinese string in one place."""
+
+EMPTY_QUESTION = "请输入您想问的问题，例如：“家里老人卧床，能约护士上门吗？”"
+NOT_FOUND = "抱歉，简报中没有找到这个问题的答案。"
+NOT_FOUND_IN_RANGE = "抱歉，简报中没有找到{label}的相关内容。"
+ONLY_OTHER_ORDINAL = "简报只报道了{ordinal}。"
+NEAREST = "最接近的报道：{date} 期《{title}》"
+QUOTE = "{n}. 据 {date} 期《{title}》：\n“{quote}”"
+LIST_HEADER = "简报中共有 {n} 篇相关报道："
+LIST_LINE = "· {date}《{title}》（{unit}）：{quote}"
+SOURCES_HEADER = "来源："

@@ -1,0 +1,177 @@
+"""Build and update the index: file -> articles -> chunks -> vectors -> FAISS + SQLite, swapped in whole."""
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from tqdm import tqdm
+
+from corpus.articles import load_issue
+from corpus.models import Issue
+from errors import BadBulletin
+from index.chunking import article_sentences, chunk_article, make_splitter
+from index.embedding import Embedder
+from index.generations import Generations
+from index.store import IndexStore
+from index.vectors import VectorCache
+from settings import Settings
+
+log = logging.getLogger(__name__)
+SUFFIXES = (".txt", ".md", ".pdf", ".docx")
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did, file by file."""
+
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.replaced)
+
+    def lines(self) -> list[str]:
+        """Return one human-readable line per file."""
+        return ([f"added     {n}" for n in self.added] + [f"replaced  {n}" for n in self.replaced]
+                + [f"skipped   {n}: {why}" for n, why in self.skipped]
+                + [f"rejected  {n}: {why}" for n, why in self.rejected])
+
+
+def index_identity(settings: Settings, embedder: Embedder) -> dict:
+    """Return what an index records about what built it."""
+    return {"embedding": embedder.identity,
+            "chunking": {"size": settings.chunking.size, "overlap": settings.chunking.overlap}}
+
+
+def bundled_bulletins() -> list[Path]:
+    """Return the bulletin files shipped with the package (the default corpus)."""
+    folder = resources.files("corpus").joinpath("bulletins")
+    return sorted(Path(str(p)) for p in folder.iterdir() if Path(str(p)).suffix.lower() in SUFFIXES)
+
+
+def _max_bytes(settings: Settings) -> int:
+    return int(settings.data.max_file_mb * 1024 * 1024)
+
+
+def _add(store: IndexStore, issue: Issue, settings: Settings, embedder: Embedder,
+         cache: VectorCache, progress: bool) -> None:
+    splitter = make_splitter(settings.chunking)
+    chunks = [c for a in issue.articles for c in chunk_article(a, issue.key, issue.date, splitter)]
+    sentences = [s for a in issue.articles for s in article_sentences(a, issue.key)]
+    store.add_issue(issue, chunks, cache.embed(embedder, chunks, progress=progress),
+                    sentences, cache.embed(embedder, sentences, progress=progress))
+
+
+def build_index(settings: Settings, embedder: Embedder, progress: bool = False) -> Path:
+    """Rebuild every issue of the corpus folder into a new generation and swap it in."""
+    gens = Generations(settings.data_dir)
+    with gens.write_lock(wait=True):
+        return _build_locked(settings, embedder, gens, progress)
+
+
+def _build_locked(settings: Settings, embedder: Embedder, gens: Generations, progress: bool) -> Path:
+    files = sorted(p for p in gens.corpus_dir.glob("*") if p.suffix.lower() in SUFFIXES)
+    path = gens.new()
+    try:
+        store = IndexStore(path, index_identity(settings, embedder), create=True)
+        cache = VectorCache(settings.data_dir / "vectors.db")
+        for file in tqdm(files, desc="reindex", unit="issue", disable=not progress):
+            try:
+                issue = load_issue(file, _max_bytes(settings))
+            except BadBulletin as exc:
+                log.warning("corpus file skipped: %s", exc.user_message)
+                continue
+            store.remove_issue(issue.key)          # a later file of the same date wins
+            _add(store, issue, settings, embedder, cache, progress)
+        store.save()
+        store.close()
+        cache.close()
+    except BaseException:
+        gens.discard(path)
+        raise
+    gens.swap(path)
+    log.info("index rebuilt: %s (%d files)", path.name, len(files))
+    return path
+
+
+def ensure_index(settings: Settings, embedder: Embedder, progress: bool = False) -> Path:
+    """Return the served generation, first seeding the corpus folder with the bundled bulletins."""
+    gens = Generations(settings.data_dir)
+    current = gens.current()
+    if current is not None:
+        return current
+    with gens.write_lock(wait=True):
+        current = gens.current()
+        if current is not None:
+            return current
+        gens.corpus_dir.mkdir(parents=True, exist_ok=True)
+        if not any(gens.corpus_dir.iterdir()):
+            for file in bundled_bulletins():
+                shutil.copy2(file, gens.corpus_dir / file.name)
+        return _build_locked(settings, embedder, gens, progress)
+
+
+def _classify(paths: list[Path], store: IndexStore, settings: Settings,
+              report: IngestReport) -> list[tuple[Path, Issue, bool]]:
+    todo: dict[str, tuple[Path, Issue, bool]] = {}
+    for path in paths:
+        try:
+            issue = load_issue(path, _max_bytes(settings))
+        except BadBulletin as exc:
+            report.rejected.append((path.name, exc.user_message))
+            continue
+        known = store.issue_hash(issue.key)
+        if known == issue.content_hash:
+            report.skipped.append((path.name, f"{issue.key} 期已入库，内容相同"))
+        else:
+            todo[issue.key] = (path, issue, known is not None)
+    return list(todo.values())
+
+
+def ingest_files(settings: Settings, embedder: Embedder, paths: list[Path], progress: bool = False,
+                 wait: bool = False) -> IngestReport:
+    """Add new issues and replace changed ones; copy their files into the corpus folder."""
+    ensure_index(settings, embedder, progress)
+    gens = Generations(settings.data_dir)
+    report = IngestReport()
+    with gens.write_lock(wait=wait):
+        served = IndexStore(gens.current(), index_identity(settings, embedder))
+        todo = _classify([Path(p) for p in paths], served, settings, report)
+        served.close()
+        if not todo:
+            return report
+        path = gens.clone_current()
+        try:
+            store = IndexStore(path, index_identity(settings, embedder), verify=False)   # a fresh copy of the served one
+            cache = VectorCache(settings.data_dir / "vectors.db")
+            for file, issue, replacing in tqdm(todo, desc="ingest", unit="issue", disable=not progress):
+                store.remove_issue(issue.key)
+                _add(store, issue, settings, embedder, cache, progress)
+                _copy_into_corpus(file, issue, gens.corpus_dir)
+                (report.replaced if replacing else report.added).append(f"{file.name} ({issue.key}, {len(issue.articles)} 篇)")
+            store.save()
+            store.close()
+            cache.close()
+        except BaseException:
+            gens.discard(path)
+            raise
+        gens.swap(path)
+    return report
+
+
+def _copy_into_corpus(file: Path, issue: Issue, corpus_dir: Path) -> None:
+    """Store the file as <issue date><suffix>, replacing any earlier file of that issue."""
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    target = corpus_dir / f"{issue.key}{file.suffix.lower()}"
+    tmp = corpus_dir / f".{target.name}.tmp"
+    shutil.copyfile(file, tmp)
+    tmp.replace(target)
+    for other in corpus_dir.glob(f"{issue.key}.*"):
+        if other != target and other.suffix.lower() in SUFFIXES:
+            other.unlink()

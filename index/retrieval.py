@@ -1,0 +1,121 @@
+"""Hybrid retrieval: keyword (FTS5 BM25) and vector (FAISS) ranks fused per article, narrowed by dates."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+
+from corpus.dates import TimeRange
+from index.embedding import Embedder
+from index.keywords import query_terms
+from index.store import IndexStore, StoredArticle
+from settings import RetrievalSettings
+
+RECENT_DAYS = 120          # a vague "最近" prefers articles of about the last four months
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One article found for a question, with its best passage."""
+
+    article: StoredArticle
+    chunk_id: int
+    text: str              # the best-matching passage of the article
+    score: float           # fused rank score (higher is better)
+    cosine: float          # best vector similarity among the article's chunks (0 if none)
+    keyword_rank: int      # rank of the article in keyword search (1 = first, 0 = not found)
+    vector_rank: int       # rank of the article in vector search (1 = first, 0 = not found)
+    more: tuple[str, ...] = ()   # the article's other matching passages, best first
+
+    @property
+    def agreed(self) -> bool:
+        """Return whether keyword and vector search, each on its own, rank this article among their first two."""
+        return 1 <= self.keyword_rank <= 2 and 1 <= self.vector_rank <= 2
+
+
+def in_range(article: StoredArticle, when: TimeRange) -> bool:
+    """Return whether an article's event dates or issue date fall in the range (or it names that year)."""
+    whole_year = (when.start.month, when.start.day, when.end.month, when.end.day) == (1, 1, 12, 31) \
+        and when.start.year == when.end.year
+    return (when.start <= article.issue_date <= when.end
+            or any(when.start <= d <= when.end for d in article.event_dates)
+            or (whole_year and f"{when.start.year}年" in article.text))
+
+
+class Retriever:
+    """Search one index generation."""
+
+    def __init__(self, store: IndexStore, embedder: Embedder, settings: RetrievalSettings):
+        self.store, self.embedder, self.settings = store, embedder, settings
+
+    def _ranked(self, pairs: list[tuple[int, float]]) -> dict[int, list[tuple[int, int, float]]]:
+        """Map article id -> its chunks' (article rank from 1, chunk id, score), best first."""
+        rows = self.store.chunk_rows([cid for cid, _ in pairs])
+        ranked: dict[int, list[tuple[int, int, float]]] = {}
+        for cid, score in pairs:
+            row = rows.get(cid)
+            if row is not None:
+                ranked.setdefault(row["article_id"], []).append((len(ranked) + 1, cid, score))
+        return {aid: [(chunks[0][0], cid, score) for _, cid, score in chunks] for aid, chunks in ranked.items()}
+
+    def allowed(self, when: TimeRange | None) -> set[int] | None:
+        """Return the article ids a time range admits, or None when it admits all."""
+        articles = self.store.all_articles()
+        if when is None or when.vague:
+            return None
+        if when.latest_issue:
+            latest = max((a.issue_date for a in articles.values()), default=None)
+            return {i for i, a in articles.items() if a.issue_date == latest}
+        return {i for i, a in articles.items() if in_range(a, when)}
+
+    def search(self, question: str, when: TimeRange | None = None, today: dt.date | None = None,
+               limit: int | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
+        """Return articles best first: RRF of keyword and vector ranks, within the time range."""
+        allowed = self.allowed(when)
+        n = self.settings.candidates * (4 if allowed is not None else 1)
+        if query_vector is None:
+            query_vector = self.embedder.encode_query(question)
+        keyword = self._ranked(self.store.keyword_search(query_terms(question), n))
+        vector = self._ranked(self.store.vector_search(query_vector, n))
+        articles = self.store.all_articles()
+        hits = []
+        k = self.settings.rrf_k
+        scored = []
+        for aid in set(keyword) | set(vector):
+            if allowed is not None and aid not in allowed:
+                continue
+            score = sum(1.0 / (k + ranks[aid][0][0]) for ranks in (keyword, vector) if aid in ranks)
+            if when is not None and when.vague and today is not None:
+                age = (today - articles[aid].issue_date).days
+                score *= 1.0 + 0.25 * math.exp(-max(age, 0) / RECENT_DAYS)
+            scored.append((score, aid))
+        scored.sort(key=lambda h: (-h[0], h[1]))
+        return [self._hit(articles[aid], score, keyword.get(aid, []), vector.get(aid, []))
+                for score, aid in scored[:limit]]
+
+    def _hit(self, article: StoredArticle, score: float, keyword: list, vector: list) -> Hit:
+        """Make a Hit whose passages are the article's chunks, vector-best first, then keyword-best."""
+        chunk_ids = list(dict.fromkeys([c for _, c, _ in vector] + [c for _, c, _ in keyword]))
+        rows = self.store.chunk_rows(chunk_ids)
+        texts = [rows[c]["text"] for c in chunk_ids]
+        return Hit(article, chunk_ids[0], texts[0], score, vector[0][2] if vector else 0.0,
+                   keyword[0][0] if keyword else 0, vector[0][0] if vector else 0, tuple(texts[1:]))
+
+
+class BulletinRetriever(BaseRetriever):
+    """LangChain retriever over the bulletins: any LangChain chain can use it."""
+
+    retriever: Retriever
+    k: int = 5
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [Document(page_content=h.text, metadata={
+            "title": h.article.title, "date": h.article.issue_date.isoformat(), "unit": h.article.unit,
+            "article_id": h.article.id, "score": h.score}) for h in self.retriever.search(query, limit=self.k)]

@@ -1,0 +1,224 @@
+"""One index generation on disk: SQLite (issues, articles, chunks, FTS5 terms) + a FAISS file + manifest."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import sqlite_utils
+
+from corpus.models import Article, Issue
+from errors import IndexCorrupt, IndexMismatch
+from index.chunking import Chunk, Sentence
+from index.keywords import fts_query, tokenize
+
+DB_FILE, FAISS_FILE, MANIFEST_FILE = "bulletins.db", "vectors.faiss", "manifest.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article as stored, with its issue's metadata."""
+
+    id: int
+    issue_key: str
+    issue_date: dt.date
+    position: int
+    title: str
+    body: str
+    unit: str
+    event_dates: tuple[dt.date, ...]
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}\n{self.body}" if self.body else self.title
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _create_schema(db: sqlite_utils.Database) -> None:
+    db["issues"].create({"key": str, "date": str, "number": str, "source_name": str,
+                         "content_hash": str, "articles": int, "ingested_at": str}, pk="key")
+    db["articles"].create({"id": int, "issue_key": str, "position": int, "title": str, "body": str,
+                           "unit": str, "event_dates": str}, pk="id", foreign_keys=[("issue_key", "issues")])
+    db["chunks"].create({"id": int, "article_id": int, "seq": int, "text": str, "hash": str},
+                        pk="id", foreign_keys=[("article_id", "articles")])
+    db["sentences"].create({"id": int, "article_id": int, "seq": int, "text": str, "vec": bytes},
+                           pk="id", foreign_keys=[("article_id", "articles")])
+    db["sentences"].create_index(["article_id"])
+    db["articles"].create_index(["issue_key"])
+    db["chunks"].create_index(["article_id"])
+    db.execute("CREATE VIRTUAL TABLE chunk_terms USING fts5(terms, tokenize='unicode61 remove_diacritics 0')")
+    db.execute("CREATE VIRTUAL TABLE chunk_vocab USING fts5vocab(chunk_terms, 'row')")
+
+
+class IndexStore:
+    """Read and write one generation directory."""
+
+    def __init__(self, path: Path, identity: dict, *, create: bool = False, verify: bool = True):
+        self.path = Path(path)
+        self.identity = identity
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(self.path / DB_FILE)
+            _create_schema(self.db)
+            self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(identity["embedding"]["dim"]))
+        else:
+            self._check_manifest(verify)
+            self.db = sqlite_utils.Database(sqlite3.connect(self.path / DB_FILE, check_same_thread=False))
+            self.vectors = faiss.read_index(str(self.path / FAISS_FILE))
+        self._articles: dict[int, StoredArticle] = {}
+
+    # -- opening -------------------------------------------------------------------------------
+    def _check_manifest(self, verify: bool) -> None:
+        manifest_path = self.path / MANIFEST_FILE
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise IndexCorrupt(f"索引清单缺失或损坏：{manifest_path}；请运行 bulletin-bot reindex") from None
+        built = {k: manifest.get(k) for k in ("format", "embedding", "chunking")}
+        wanted = {"format": FORMAT, **self.identity}
+        if built != wanted:
+            raise IndexMismatch(f"索引由其他设置构建：{built}，当前设置：{wanted}；请运行 bulletin-bot reindex")
+        for name, digest in manifest.get("files", {}).items() if verify else ():
+            file = self.path / name
+            if not file.exists() or _sha256(file) != digest:
+                raise IndexCorrupt(f"索引文件损坏或不完整：{file}；请运行 bulletin-bot reindex")
+        self.manifest = manifest
+
+    # -- writing -------------------------------------------------------------------------------
+    def remove_issue(self, key: str) -> int:
+        """Delete an issue with its articles, chunks, terms and vectors; return articles removed."""
+        ids = [r["id"] for r in self.db.query(
+            "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE a.issue_key = ?", [key])]
+        if ids:
+            self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
+            self.db.conn.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
+        removed = self.db.execute("SELECT count(*) FROM articles WHERE issue_key = ?", [key]).fetchone()[0]
+        for table in ("chunks", "sentences"):
+            self.db.execute(f"DELETE FROM {table} WHERE article_id IN (SELECT id FROM articles WHERE issue_key = ?)", [key])
+        self.db.execute("DELETE FROM articles WHERE issue_key = ?", [key])
+        self.db.execute("DELETE FROM issues WHERE key = ?", [key])
+        self._articles.clear()
+        return removed
+
+    def add_issue(self, issue: Issue, chunks: list[Chunk], vectors: np.ndarray,
+                  sentences: list[Sentence], sentence_vectors: np.ndarray) -> None:
+        """Insert an issue, its articles, its chunks (keyword terms, vectors) and sentences (vectors)."""
+        with self.db.conn:
+            self.db["issues"].insert({
+                "key": issue.key, "date": issue.date.isoformat(), "number": issue.number,
+                "source_name": issue.source_name, "content_hash": issue.content_hash,
+                "articles": len(issue.articles), "ingested_at": dt.datetime.now().isoformat(timespec="seconds")})
+            article_ids = {}
+            for article in issue.articles:
+                article_ids[article.position] = self.db["articles"].insert({
+                    "issue_key": issue.key, "position": article.position, "title": article.title,
+                    "body": article.body, "unit": article.unit,
+                    "event_dates": json.dumps([d.isoformat() for d in article.event_dates])}).last_pk
+            chunk_ids = []
+            for chunk in chunks:
+                cid = self.db["chunks"].insert({"article_id": article_ids[chunk.article_key[1]], "seq": chunk.seq,
+                                                "text": chunk.text, "hash": chunk.hash}).last_pk
+                self.db.execute("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
+                                [cid, " ".join(tokenize(chunk.embed_text))])
+                chunk_ids.append(cid)
+            self.db["sentences"].insert_all(
+                ({"article_id": article_ids[x.article_key[1]], "seq": x.seq, "text": x.text,
+                  "vec": sentence_vectors[i].astype(np.float32).tobytes()} for i, x in enumerate(sentences)),
+                batch_size=500)
+        if chunk_ids:
+            self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
+                                      np.asarray(chunk_ids, dtype=np.int64))
+        self._articles.clear()
+
+    def save(self, extra: dict | None = None) -> None:
+        """Write the FAISS file with faiss' own writer, then the manifest with checksums."""
+        self.db.conn.commit()
+        faiss.write_index(self.vectors, str(self.path / FAISS_FILE))
+        files = {name: _sha256(self.path / name) for name in (DB_FILE, FAISS_FILE)}
+        manifest = {"format": FORMAT, **self.identity, "files": files,
+                    "issues": self.db["issues"].count, "articles": self.db["articles"].count,
+                    "chunks": self.db["chunks"].count, "vectors": int(self.vectors.ntotal),
+                    "saved_at": dt.datetime.now().isoformat(timespec="seconds"), **(extra or {})}
+        tmp = self.path / (MANIFEST_FILE + ".tmp")
+        tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp.replace(self.path / MANIFEST_FILE)
+        self.manifest = manifest
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- reading -------------------------------------------------------------------------------
+    def keyword_search(self, terms: tuple[str, ...], limit: int) -> list[tuple[int, float]]:
+        """Return (chunk id, bm25 score, higher is better) for chunks matching any term."""
+        if not terms:
+            return []
+        rows = self.db.execute(
+            "SELECT rowid, -bm25(chunk_terms) FROM chunk_terms WHERE chunk_terms MATCH ? "
+            "ORDER BY bm25(chunk_terms) LIMIT ?", [fts_query(terms), limit]).fetchall()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def vector_search(self, query: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        """Return (chunk id, cosine) of the nearest chunks."""
+        if self.vectors.ntotal == 0:
+            return []
+        scores, ids = self.vectors.search(query.reshape(1, -1).astype(np.float32), min(limit, self.vectors.ntotal))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def term_document_counts(self, terms: tuple[str, ...]) -> dict[str, int]:
+        """Return in how many chunks each term occurs (for IDF weights)."""
+        if not terms:
+            return {}
+        marks = ",".join("?" * len(terms))
+        rows = self.db.execute(f"SELECT term, doc FROM chunk_vocab WHERE term IN ({marks})", list(terms))
+        return {t: int(d) for t, d in rows}
+
+    def chunk_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def chunk_rows(self, ids: list[int]) -> dict[int, dict]:
+        """Return chunk id -> {article_id, text} for the given ids."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT id, article_id, text FROM chunks WHERE id IN ({marks})", ids)
+        return {r[0]: {"article_id": r[1], "text": r[2]} for r in rows}
+
+    def all_articles(self) -> dict[int, StoredArticle]:
+        """Return every article with its issue date, cached until the next write."""
+        if not self._articles:
+            rows = self.db.execute(
+                "SELECT a.id, a.issue_key, i.date, a.position, a.title, a.body, a.unit, a.event_dates "
+                "FROM articles a JOIN issues i ON i.key = a.issue_key ORDER BY i.date, a.position")
+            for r in rows:
+                self._articles[r[0]] = StoredArticle(
+                    r[0], r[1], dt.date.fromisoformat(r[2]), r[3], r[4], r[5], r[6],
+                    tuple(dt.date.fromisoformat(d) for d in json.loads(r[7])))
+        return self._articles
+
+    def issues(self) -> list[dict]:
+        """Return the indexed issues, newest first."""
+        return list(self.db.query("SELECT * FROM issues ORDER BY date DESC"))
+
+    def issue_hash(self, key: str) -> str | None:
+        row = self.db.execute("SELECT content_hash FROM issues WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def sentences(self, article_id: int) -> tuple[list[str], np.ndarray]:
+        """Return an article's sentences in order with their vectors (one row each)."""
+        rows = self.db.execute("SELECT text, vec FROM sentences WHERE article_id = ? ORDER BY seq",
+                               [article_id]).fetchall()
+        vectors = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 1))
+        return [r[0] for r in rows], vectors

