@@ -108,8 +108,10 @@ class Answerer:
         hits = retriever.search(text, question.when, self.today, query_vector=query)
         # 3. compose a list, a quote or an abstention
         pick = SentencePicker(store, question, query, weights)
-        compose = self._listing if question.listing else self._quote
-        answer = compose(question, hits, weights, pick)
+        if question.listing:
+            answer = self._listing(question, hits, weights, pick, store)
+        else:
+            answer = self._quote(question, hits, weights, pick)
         answer = Answer(answer.text, answer.abstained, _passages(hits, k or self.settings.retrieval.top_k),
                         answer.cited)
         # 4. optionally let an LLM rephrase it (citations kept, numbers checked)
@@ -136,8 +138,9 @@ class Answerer:
         cited = [_source(h) for h in chosen]
         return Answer(_with_citations("\n".join(blocks), cited), False, (), tuple(cited))
 
-    def _listing(self, question: Question, hits: list[Hit], weights: Weights, pick: SentencePicker) -> Answer:
-        articles = self._matching_articles(question, hits, weights)
+    def _listing(self, question: Question, hits: list[Hit], weights: Weights, pick: SentencePicker,
+                 store: IndexStore) -> Answer:
+        articles = self._matching_articles(question, hits, weights, store)
         if not articles:
             return _abstain(question.when, hits[0] if hits else None)
         articles.sort(key=lambda a: (a.issue_date, a.position))
@@ -150,22 +153,19 @@ class Answerer:
                  for a in articles]
         return Answer(_with_citations("\n".join(lines), cited), False, (), tuple(cited))
 
-    def _matching_articles(self, question: Question, hits: list[Hit], weights: Weights) -> list[StoredArticle]:
+    def _matching_articles(self, question: Question, hits: list[Hit], weights: Weights,
+                           store: IndexStore) -> list[StoredArticle]:
         """Return every article a listing question asks for, not cut at top-k."""
         when = question.when
         if when is not None and not when.vague and not any(t not in GENERIC for t in weights.idf):
             # "7月12日那天有哪些活动？": every article of those dates, retrieved or not
-            return [a for a in self.store.all_articles().values() if _admits(when, a, self.store)]
+            articles = store.all_articles().values()
+            latest = max(a.issue_date for a in articles)
+            return [a for a in articles if (a.issue_date == latest if when.latest_issue else in_range(a, when))]
         scored = [(weights.coverage(h.article.text, skip=GENERIC), h.article) for h in hits]
         top = max((s for s, _ in scored), default=0.0)
         floor = max(self.settings.answer.min_coverage, 0.6 * top)
         return [a for s, a in scored if s >= floor]
-
-
-def _admits(when: TimeRange, article: StoredArticle, store: IndexStore) -> bool:
-    if when.latest_issue:
-        return article.issue_date == max(a.issue_date for a in store.all_articles().values())
-    return in_range(article, when)
 
 
 def _passages(hits: list[Hit], k: int) -> tuple[Source, ...]:

@@ -1,4 +1,4 @@
-"""The ``bulletin-bot`` command line: ingest, reindex, ask, chat, issues, eval."""
+"""The ``bulletin-bot`` command line: ingest, reindex, ask, chat, issues, eval, bench."""
 from __future__ import annotations
 
 import datetime as dt
@@ -129,7 +129,8 @@ def list_issues(obj: Context) -> None:
     ensure_index(obj.settings, embedder)
     store = IndexStore(Generations(obj.settings.data_dir).current(), index_identity(obj.settings, embedder))
     for row in store.issues():
-        number = f" 第{row['number']}期" if row["number"] else ""
+        year, _, n = row["number"].partition("-")
+        number = f" {year}年第{n}期" if n else ""
         click.echo(f"{row['date']}{number}  {row['articles']:3d} 篇  {row['source_name']}")
 
 
@@ -148,6 +149,24 @@ def eval_command(obj: Context, file: str, top_k: int, failures: bool) -> None:
         for f in report.failures:
             click.echo(json.dumps(f, ensure_ascii=False))
     for line in report.lines():
+        click.echo(line)
+
+
+@cli.command()
+@click.option("--questions", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="JSONL file of questions (\"q\" field); default: a built-in sample of every kind.")
+@click.option("--rounds", type=click.IntRange(1, 100), default=5, help="Passes over the questions.")
+@click.option("--cold-runs", type=click.IntRange(1, 20), default=3, help="Fresh processes timed to their first answer.")
+@click.pass_context
+def bench(ctx: click.Context, questions: str | None, rounds: int, cold_runs: int) -> None:
+    """Print cold-start time to the first answer and per-question latency after it."""
+    from bot import bench as b
+    obj: Context = ctx.obj
+    answerer = obj.answerer()                   # builds the index first if there is none
+    qs = b.load_questions(Path(questions) if questions else None)
+    config = ctx.parent.params.get("config_path")
+    cold = [b.cold_start(obj.settings.data_dir, config, qs[0]) for _ in range(cold_runs)]
+    for line in b.report(cold, b.latency(answerer, qs, rounds)):
         click.echo(line)
 
 

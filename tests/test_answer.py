@@ -126,3 +126,30 @@ def test_generation_keeps_citations_and_rejects_invented_numbers(built_data_dir,
         bad = bot.answer("市六院7月那次组织献血，一共献了多少毫升？")
         assert "30000" not in bad.text and "21200" in bad.text
         assert len(server.requests) == 2
+
+
+def test_vague_recent_prefers_new_but_keeps_older_matches(answerer):
+    answer = answerer.answer("最近都有哪些义诊活动？")
+    years = {s.date.year for s in answer.cited}
+    assert 2024 in years and 2025 in years      # 2024-09-28 义诊 items are not dropped by "最近"
+
+
+def test_price_not_printed_abstains(answerer):
+    answer = answerer.answer("市八院中医药夜市体验一次推拿多少钱？")
+    assert answer.abstained and "没有找到" in answer.text
+
+
+def test_latest_issue_lists_its_articles(answerer):
+    answer = answerer.answer("最近一期有哪些新闻？")
+    assert {s.date.isoformat() for s in answer.cited} == {"2025-07-24"}
+    assert len(answer.cited) == 8
+
+
+def test_reference_day_comes_from_option_env_or_config(monkeypatch):
+    import datetime as dt
+    from settings import Settings, reference_day, replace
+    monkeypatch.setenv("BULLETIN_BOT_TODAY", "2025-01-02")
+    assert reference_day(Settings()) == dt.date(2025, 1, 2)
+    assert reference_day(Settings(), "2024-05-06") == dt.date(2024, 5, 6)
+    monkeypatch.delenv("BULLETIN_BOT_TODAY")
+    assert reference_day(replace(Settings(), answer={"today": "2023-03-04"})) == dt.date(2023, 3, 4)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -42,7 +43,7 @@ def test_ask_json_stdin_answers_one_line_per_question(built_data_dir):
 def test_issues_lists_each_issue_with_article_count(built_data_dir):
     result = run(built_data_dir, "issues")
     assert result.exit_code == 0
-    assert "2024-09-28 第2024-89期    8 篇" in result.stdout
+    assert "2024-09-28 2024年第89期    8 篇" in result.stdout
     assert len(result.stdout.strip().splitlines()) == 5
 
 
@@ -69,3 +70,10 @@ def test_unknown_config_key_is_a_clean_error(tmp_path):
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2
     assert "unknown key(s) in [answer]: max_sentence" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_prints_cold_start_and_latency(built_data_dir):
+    result = run(built_data_dir, "bench", "--rounds", "1", "--cold-runs", "1")
+    assert result.exit_code == 0
+    assert re.search(r"cold start to first answer: median \d+\.\d+ s", result.stdout)
+    assert re.search(r"per-question latency: p50 \d+\.\d+ ms, p95 \d+\.\d+ ms", result.stdout)
