@@ -66,6 +66,50 @@ class GenerationSettings:
 
 
 @dataclass(frozen=True)
+class QueryLogSettings:
+    salt_env: str = "BULLETIN_BOT_LOG_SALT"     # env var holding the salt for user-id hashes (else one is kept in the data dir)
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token_env: str = "BULLETIN_BOT_TELEGRAM_TOKEN"   # env var holding the bot token; unset = Telegram off
+    admins: tuple = ()                 # Telegram user ids allowed to upload issues, /reindex, /stats, /unanswered
+    mode: str = "polling"              # "polling" | "webhook"
+    webhook_url: str = ""              # public URL Telegram posts updates to (webhook mode)
+    webhook_listen: str = "127.0.0.1"  # address the webhook server binds
+    webhook_port: int = 8443
+    secret_token_env: str = "BULLETIN_BOT_TELEGRAM_SECRET"   # env var holding the webhook secret_token
+    base_url: str = ""                 # Bot API base, e.g. a self-hosted server; "" = https://api.telegram.org/bot
+    base_file_url: str = ""            # Bot API file base; "" = https://api.telegram.org/file/bot
+    max_message_chars: int = 500       # longer questions get a polite request to shorten
+    context_minutes: float = 5.0       # follow-ups are read against the last cited article this long
+    questions_per_minute: int = 10     # per-user limit for incoming questions
+    notify_admins_on_error: bool = False
+
+
+@dataclass(frozen=True)
+class WeChatSettings:
+    enabled: bool = False
+    token_env: str = "BULLETIN_BOT_WECHAT_TOKEN"         # env var: the token set in the Official Account console
+    app_id: str = ""
+    app_secret_env: str = "BULLETIN_BOT_WECHAT_SECRET"   # env var: the app secret (customer-service API)
+    aes_key_env: str = "BULLETIN_BOT_WECHAT_AES_KEY"     # env var: EncodingAESKey; set = safe (AES) mode
+    api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"   # customer-service API base (tests point it at a stand-in)
+    reply_budget_s: float = 4.0        # answer passively within this; later answers go by customer-service message
+    max_reply_bytes: int = 2000        # WeChat's text limit; longer answers end with 回复「更多」
+    path: str = "/wechat"
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    enabled: bool = True               # the HTTP API and the web chat page
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_question_chars: int = 500
+    max_body_bytes: int = 16384
+
+
+@dataclass(frozen=True)
 class EvalSettings:
     today: str = "2025-09-20"          # reference day the bundled dev questions were written against
 
@@ -79,6 +123,10 @@ class Settings:
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
+    querylog: QueryLogSettings = field(default_factory=QueryLogSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    wechat: WeChatSettings = field(default_factory=WeChatSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -95,6 +143,12 @@ def _section(cls, name: str, raw: object):
     values = {}
     for key, value in raw.items():
         default = getattr(cls(), key)
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, (int, str)) and not isinstance(v, bool)
+                                                      for v in value):
+                raise ConfigError(f"config: [{name}] {key} must be a list of ids, got {value!r}")
+            values[key] = tuple(value)
+            continue
         if isinstance(default, bool) != isinstance(value, bool) or (
             not isinstance(value, type(default)) and not (isinstance(default, float) and isinstance(value, int))
         ):

@@ -153,6 +153,19 @@ def eval_command(obj: Context, file: str, top_k: int, failures: bool) -> None:
 
 
 @cli.command()
+@click.pass_obj
+def serve(obj: Context) -> None:
+    """Run the bot: Telegram (when its token is set), the web chat page, the HTTP API and WeChat (when enabled)."""
+    import asyncio
+    from bot.serve import serve as run
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    try:
+        asyncio.run(run(obj.settings, obj.answerer()))
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command()
 @click.option("--questions", type=click.Path(exists=True, dir_okay=False), default=None,
               help="JSONL file of questions (\"q\" field); default: a built-in sample of every kind.")
 @click.option("--rounds", type=click.IntRange(1, 100), default=5, help="Passes over the questions.")

@@ -6,6 +6,7 @@ import shutil
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
@@ -68,27 +69,33 @@ def _add(store: IndexStore, issue: Issue, settings: Settings, embedder: Embedder
                     sentences, cache.embed(embedder, sentences, progress=progress))
 
 
-def build_index(settings: Settings, embedder: Embedder, progress: bool = False) -> Path:
-    """Rebuild every issue of the corpus folder into a new generation and swap it in."""
+def build_index(settings: Settings, embedder: Embedder, progress: bool = False, wait: bool = True,
+                on_issue: Callable[[int, int, str], None] | None = None) -> Path:
+    """Rebuild every issue of the corpus folder into a new generation and swap it in.
+
+    ``on_issue(done, total, file name)`` is called after each file, for progress messages.
+    """
     gens = Generations(settings.data_dir)
-    with gens.write_lock(wait=True):
-        return _build_locked(settings, embedder, gens, progress)
+    with gens.write_lock(wait=wait):
+        return _build_locked(settings, embedder, gens, progress, on_issue)
 
 
-def _build_locked(settings: Settings, embedder: Embedder, gens: Generations, progress: bool) -> Path:
+def _build_locked(settings: Settings, embedder: Embedder, gens: Generations, progress: bool,
+                  on_issue: Callable[[int, int, str], None] | None = None) -> Path:
     files = sorted(p for p in gens.corpus_dir.glob("*") if p.suffix.lower() in SUFFIXES)
     path = gens.new()
     try:
         store = IndexStore(path, index_identity(settings, embedder), create=True)
         cache = VectorCache(settings.data_dir / "vectors.db")
-        for file in tqdm(files, desc="reindex", unit="issue", disable=not progress):
+        for done, file in enumerate(tqdm(files, desc="reindex", unit="issue", disable=not progress), start=1):
             try:
                 issue = load_issue(file, _max_bytes(settings))
+                store.remove_issue(issue.key)          # a later file of the same date wins
+                _add(store, issue, settings, embedder, cache, progress)
             except BadBulletin as exc:
                 log.warning("corpus file skipped: %s", exc.user_message)
-                continue
-            store.remove_issue(issue.key)          # a later file of the same date wins
-            _add(store, issue, settings, embedder, cache, progress)
+            if on_issue is not None:
+                on_issue(done, len(files), file.name)
         store.save()
         store.close()
         cache.close()
