@@ -22,18 +22,16 @@ class Context:
         self.today_option = today
         self._answerer = None
 
-    def today(self) -> dt.date:
-        return reference_day(self.settings, self.today_option)
-
     def embedder(self):
         from index.embedding import Embedder
         return Embedder(self.settings.embedding)
 
     def answerer(self, today: dt.date | None = None):
+        """Return the one Answerer; without --today it reads the day afresh for every question."""
         from bot.answer import Answerer
         if self._answerer is None:
-            self._answerer = Answerer(self.settings, self.embedder(), today=today or self.today(),
-                                      progress=sys.stderr.isatty())
+            fixed = today or (reference_day(self.settings, self.today_option) if self.today_option else None)
+            self._answerer = Answerer(self.settings, self.embedder(), today=fixed, progress=sys.stderr.isatty())
         return self._answerer
 
 
