@@ -10,6 +10,7 @@ from bot import replies
 from bot.question import GENERIC, Question, Weights, missing_answer_type, ordinal_mismatch
 from bot.quoting import SentencePicker
 from corpus.dates import TimeRange
+from errors import BulletinBotError
 from index.build import ensure_index, index_identity
 from index.embedding import Embedder
 from index.generations import Generations
@@ -20,6 +21,7 @@ from settings import Settings, reference_day
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 500          # longer messages are cut before retrieval
+EMBED_CHARS = 160                 # ... and embedded only this far: encoder time grows with length squared
 PASSAGES_PER_ARTICLE = 2          # evidence passages shown per article in `sources`
 SECOND_ARTICLE_SHARE = 0.85       # quote a second article only if it covers the question nearly as well
 
@@ -81,11 +83,22 @@ class Answerer:
         return self.today_override or reference_day(self.settings)
 
     def refresh(self) -> tuple[IndexStore, Retriever]:
-        """Return the served store and retriever, opening the new generation if the pointer moved."""
+        """Return the served store and retriever, opening the new generation if the pointer moved.
+
+        A new generation that fails to open (damaged, built differently) is logged and the one
+        already served stays served; with none served yet, the error goes to the caller.
+        """
         current = self._generations.current()
         with self._lock:
             if self._served is None or self._served[0] != current:
-                store = IndexStore(current, index_identity(self.settings, self.embedder))
+                try:
+                    store = IndexStore(current, index_identity(self.settings, self.embedder))
+                except BulletinBotError as exc:
+                    if self._served is None:
+                        raise
+                    log.error("keeping index %s: %s", self._served[0].name, exc.user_message)
+                    self._served = (current, self._served[1], self._served[2])
+                    return self._served[1], self._served[2]
                 self._served = (current, store, Retriever(store, self.embedder, self.settings.retrieval))
                 log.info("serving index %s", current.name)
             return self._served[1], self._served[2]
@@ -103,7 +116,7 @@ class Answerer:
         if not question.terms and question.when is None:
             return Answer(replies.EMPTY_QUESTION, abstained=True)
         weights = Weights(store, question.terms)
-        query = self.embedder.encode_query(text)
+        query = self.embedder.encode_query(text[:EMBED_CHARS])
         # 2. retrieve articles: keyword and vector ranks fused, narrowed by the time range
         hits = retriever.search(text, question.when, self.today, query_vector=query)
         # 3. compose a list, a quote or an abstention
