@@ -6,15 +6,17 @@ import math
 import re
 from dataclasses import dataclass
 
-from corpus.dates import TimeRange, parse_time_range
+from corpus.dates import TimeRange, cn_number, parse_time_range
 from index.keywords import query_terms
 from index.store import IndexStore, StoredArticle
 
 _LISTING = re.compile(r"哪些|都有什么|都有啥|有什么活动|都有谁|几次|列一下|列出|列举|哪几(?:家|个单位|所|次)|多少次")
 _TIME_WORDS = re.compile(
-    r"\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*[日号]?|\d{1,2}\s*[日号]|[一二三四五六七八九十]+月[初底中上下]?旬?|"
+    r"\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*[日号]?|\d{1,2}\s*[日号]|(?:\d{1,2}|[一二三四五六七八九十]+)\s*月(?:[初底]|[上中下]旬)?|"
+    r"[上中下]旬|月[初底]|上半年|下半年|"
     r"[上下本这]个?月|[上这本]周|今年|去年|前年|最近一期|最新一期|这一期|最近|近期|这一阵子?|这段时间|那天|当天|昨天|前天|今天")
-_ORDINAL = re.compile(r"第([0-9一二三四五六七八九十百]+)(届|期|次|轮|批|场|季)")
+# "第三届", "第二期", "第九人民医院": a number and the first character of what it counts.
+_ORDINAL = re.compile(r"第\s*([0-9一二三四五六七八九十]+)\s*([\u4e00-\u9fff])")
 _CLAUSE = re.compile(r"[^，,。？?！!；;]+")
 _WH = re.compile(r"多少|几|哪|什么|啥|谁|多久|多长|多大|怎么|怎样|如何|吗|有没有|是否|能不能|行不行|可以不")
 # Words that name the kind of thing asked for, not which one: they do not make an article relevant.
@@ -98,12 +100,26 @@ class Question:
         return cls(text, parse_time_range(text, today), is_listing(text), content_terms(text), asks)
 
 
+_INSTITUTION = re.compile(r"[\u4e00-\u9fff]{0,4}?(?:医院|学校|中学|小学)")
+
+
+def _ordinals(text: str) -> list[tuple[int, str, str]]:
+    """Return (number, kind, label) for each 第N… in the text; the label names an institution in full."""
+    found = []
+    for m in _ORDINAL.finditer(text):
+        if (n := cn_number(m.group(1))) is not None:
+            tail = _INSTITUTION.match(text, m.end(2))
+            found.append((n, m.group(2), m.group(0) + (tail.group(0) if tail else "")))
+    return found
+
+
 def ordinal_mismatch(question: str, article: StoredArticle) -> str | None:
-    """Return the article's ordinal when the question asks about another of the same kind (第三届 vs 第二届)."""
-    for number, kind in _ORDINAL.findall(question):
-        printed = {n for n, k in _ORDINAL.findall(article.text) if k == kind}
-        if printed and number not in printed:
-            return f"第{sorted(printed)[0]}{kind}"
+    """Return what the article reports when the question asks for another of its kind (第三届 vs 第二届)."""
+    printed = _ordinals(article.text)
+    for number, kind, _ in _ordinals(question):
+        same_kind = [(n, label) for n, k, label in printed if k == kind]
+        if same_kind and number not in {n for n, _ in same_kind}:
+            return same_kind[0][1]
     return None
 
 

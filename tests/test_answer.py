@@ -153,3 +153,18 @@ def test_reference_day_comes_from_option_env_or_config(monkeypatch):
     assert reference_day(Settings(), "2024-05-06") == dt.date(2024, 5, 6)
     monkeypatch.delenv("BULLETIN_BOT_TODAY")
     assert reference_day(replace(Settings(), answer={"today": "2023-03-04"})) == dt.date(2023, 3, 4)
+
+
+def test_other_institution_number_abstains_and_names_the_reported_one(answerer):
+    answer = answerer.answer("南阳市第九人民医院组织献血了吗？")
+    assert answer.abstained and "第六人民医院" in answer.text
+
+
+def test_part_of_month_lists_the_events_of_those_days(answerer):
+    import datetime as dt
+    answer = answerer.answer("6月中旬有哪些活动？")
+    assert not answer.abstained and len(answer.cited) >= 5
+    articles = answerer.store.all_articles()
+    for source in answer.cited:
+        days = articles[source.article_id].event_dates
+        assert any(dt.date(2025, 6, 11) <= d <= dt.date(2025, 6, 20) for d in days)
