@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 
 from bot import replies
-from bot.question import GENERIC, Question, Weights, missing_answer_type, ordinal_mismatch
+from bot.question import GENERIC, Question, Weights, expand_aliases, missing_answer_type, ordinal_mismatch
 from bot.quoting import SentencePicker
 from corpus.dates import TimeRange
 from errors import BulletinBotError
@@ -111,14 +111,14 @@ class Answerer:
         """Answer one question: retrieve articles, check they hold the answer, quote and cite them."""
         text = (text or "").strip()[:MAX_QUESTION_CHARS]
         store, retriever = self.refresh()
-        # 1. read the question: time range, listing or not, terms and their weights
-        question = Question.read(text, self.today)
+        # 1. read the question: short names expanded, time range, listing or not, terms and their weights
+        question = Question.read(expand_aliases(text), self.today)
         if not question.terms and question.when is None:
             return Answer(replies.EMPTY_QUESTION, abstained=True)
         weights = Weights(store, question.terms)
-        query = self.embedder.encode_query(text[:EMBED_CHARS])
+        query = self.embedder.encode_query(question.text[:EMBED_CHARS])
         # 2. retrieve articles: keyword and vector ranks fused, narrowed by the time range
-        hits = retriever.search(text, question.when, self.today, query_vector=query)
+        hits = retriever.search(question.text, question.when, self.today, query_vector=query)
         # 3. compose a list, a quote or an abstention
         pick = SentencePicker(store, question, query, weights)
         if question.listing:

@@ -5,6 +5,8 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 
 from corpus.dates import TimeRange, cn_number, parse_time_range
 from index.keywords import query_terms
@@ -42,6 +44,22 @@ _HAS = {
     "phone": re.compile(r"\d{3,4}[-—－]?\d{7,8}|\d{11}|热线\d+|\d{5,}"),
     "price": re.compile(r"\d+(?:\.\d+)?\s*(?:元|块)|免费"),
 }
+
+
+@lru_cache(maxsize=1)
+def _aliases() -> tuple[tuple[str, str], ...]:
+    """Return (short name, printed name) pairs, longest short name first."""
+    text = resources.files("corpus").joinpath("aliases.txt").read_text(encoding="utf-8")
+    pairs = [tuple(line.split("\t", 1)) for line in text.splitlines() if line and not line.startswith("#")]
+    return tuple(sorted(((a.strip(), b.strip()) for a, b in pairs), key=lambda p: -len(p[0])))
+
+
+def expand_aliases(question: str) -> str:
+    """Replace short names people use (市六院) by the names the bulletins print (南阳市第六人民医院)."""
+    for alias, name in _aliases():
+        if alias in question and name not in question:
+            question = question.replace(alias, name)
+    return question
 
 
 def is_listing(question: str) -> bool:

@@ -168,3 +168,11 @@ def test_part_of_month_lists_the_events_of_those_days(answerer):
     for source in answer.cited:
         days = articles[source.article_id].event_dates
         assert any(dt.date(2025, 6, 11) <= d <= dt.date(2025, 6, 20) for d in days)
+
+
+def test_short_names_find_the_printed_names(answerer):
+    from bot.question import expand_aliases
+    assert expand_aliases("市六院组织过几次活动？") == "南阳市第六人民医院组织过几次活动？"
+    answer = answerer.answer("市六院组织过几次活动？")
+    assert len({s.title for s in answer.cited}) == 3          # 献血, 西峡帮扶, 端午安全检查
+    assert all("第六人民医院" in s.title for s in answer.cited)
