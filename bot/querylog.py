@@ -7,6 +7,7 @@ import hmac
 import json
 import os
 import secrets
+import sqlite3
 import threading
 from collections import Counter
 from pathlib import Path
@@ -34,7 +35,8 @@ class QueryLog:
 
     def __init__(self, data_dir: Path, salt: bytes):
         Path(data_dir).mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(Path(data_dir) / "querylog.db")
+        # one connection shared by worker threads (channels log from asyncio.to_thread); self._lock serialises it
+        self.db = sqlite_utils.Database(sqlite3.connect(Path(data_dir) / "querylog.db", check_same_thread=False))
         self.db.conn.execute("PRAGMA busy_timeout = 5000")
         self._salt = salt
         self._lock = threading.Lock()

@@ -9,3 +9,105 @@ QUOTE = "{n}. 据 {date} 期《{title}》：\n“{quote}”"
 LIST_HEADER = "简报中共有 {n} 篇相关报道："
 LIST_LINE = "· {date}《{title}》（{unit}）：{quote}"
 SOURCES_HEADER = "来源："
+
+# -- shared by the channels ---------------------------------------------------------------------
+SORRY = "抱歉，系统出了点问题，请稍后再试。"
+EXAMPLE_QUESTIONS = (
+    "市六院7月那次组织献血，一共献了多少毫升？",
+    "家里老人卧床，能约护士上门吗？",
+    "7月12日那天有哪些活动？",
+    "哪些医院组织过献血？",
+)
+
+# -- WeChat Official Account --------------------------------------------------------------------
+WECHAT_WELCOME = ("欢迎关注！我可以回答关于《南阳卫生健康体育动态》简报的问题，每个回答都注明出自哪一期、哪篇报道。\n"
+                  "您可以这样问：\n{examples}")
+WECHAT_EXAMPLE_LINE = "· {question}"
+WECHAT_TEXT_ONLY = "暂时只能回答文字问题，请直接输入您想问的内容。"
+WECHAT_WORKING = "正在查询…"
+WECHAT_WORKING_ASK_MORE = "正在查询…请稍后回复「更多」查看答案。"
+WECHAT_MORE_COMMAND = "更多"
+WECHAT_MORE_HINT = "\n（内容较长，回复「更多」查看后续）"
+WECHAT_NO_MORE = "没有更多内容了，请继续提问。"
+
+# -- HTTP API and web chat page -------------------------------------------------------------------
+API_BAD_JSON = "请求体必须是 JSON 对象，例如 {\"question\": \"...\"}。"
+API_NO_QUESTION = "缺少问题：请在 question 字段中填写要问的内容。"
+API_QUESTION_TOO_LONG = "问题太长了（最多 {limit} 个字），请精简后再问。"
+API_BAD_K = "k 必须是 1 到 50 之间的整数。"
+API_BODY_TOO_LARGE = "请求体太大（最多 {limit} 字节）。"
+API_NO_ARTICLE = "没有找到这篇报道。"
+API_SERVER_ERROR = SORRY
+WEB_TITLE = "南阳卫生健康体育动态 · 问答"
+WEB_SUBTITLE = "回答均摘自简报原文，并注明出处"
+WEB_PLACEHOLDER = "输入问题，例如：哪些医院组织过献血？"
+WEB_SEND = "发送"
+WEB_EXAMPLES_LABEL = "试试这样问："
+WEB_THINKING = "正在查询…"
+WEB_SOURCES = "来源（点开看全文）"
+WEB_LOADING_ARTICLE = "正在载入全文…"
+WEB_NETWORK_ERROR = "网络出错了，请稍后再试。"
+
+# -- Telegram -----------------------------------------------------------------------------------
+TG_WELCOME = ("您好！我可以回答关于《南阳卫生健康体育动态》简报的问题，每个回答都注明出自哪一期、哪个单位、哪篇报道。\n"
+              "直接发文字提问即可，也可以点下面的示例问题：")
+TG_EXAMPLES = ("市六院7月那次组织献血，一共献了多少毫升？",
+               "家里老人卧床，能约护士上门吗？",
+               "哪些医院组织过献血？",
+               "最近一期有哪些内容？")
+TG_HELP = ("直接发文字提问，例如“哪些医院组织过献血？”。回答下方可以查看“原文”并评价 👍/👎。\n"
+           "紧接着追问（如“那一共有多少人参加？”）会按刚才引用的报道理解；/new 开始新话题。\n"
+           "/search 关键词 — 按关键词查找报道\n"
+           "/latest — 最新一期的文章标题\n"
+           "/issues — 已收录的各期简报\n"
+           "在群里请 @我 或回复我的消息提问。")
+TG_ADMIN_HELP = ("管理员：直接发送简报文件（PDF/TXT/DOCX/MD）即可收录；"
+                 "/reindex 重建索引；/stats 使用统计；/unanswered 未能回答的问题。")
+TG_NEW_TOPIC = "好的，已开始新话题。"
+TG_TOO_LONG = "问题有点长（{n} 字），请精简到 {limit} 字以内再问。"
+TG_NOT_TEXT = "我只能读文字消息，请直接用文字提问。"
+TG_DOCUMENT_NOT_ADMIN = "只有管理员可以上传简报文件；有问题请直接用文字提问。"
+TG_RATE_LIMITED = "您提问太快了，请稍等一分钟再问。"
+TG_SORRY = "抱歉，处理您的消息时出了点问题，请稍后再试。"
+TG_ADMIN_ERROR_NOTICE = "机器人出错：{error}（详见日志）"
+TG_NOT_ADMIN = "抱歉，这个命令只有管理员可以使用。"
+TG_SOURCE_BUTTON = "原文"
+TG_SOURCE_BUTTON_N = "原文{n}"
+TG_FEEDBACK_UP = "👍"
+TG_FEEDBACK_DOWN = "👎"
+TG_FEEDBACK_THANKS = "谢谢您的反馈！"
+TG_FEEDBACK_UNKNOWN = "这条记录已不存在。"
+TG_ARTICLE_GONE = "这篇报道已更新或删除，请重新提问。"
+TG_ARTICLE_HEADER = "{date} 期 · {unit}\n{title}"
+TG_SEARCH_USAGE = "用法：/search 关键词（多个关键词用空格隔开），例如 /search 献血"
+TG_SEARCH_NONE = "没有找到包含“{query}”的报道。"
+TG_SEARCH_HEADER = "包含“{query}”的报道共 {n} 篇（第 {page}/{pages} 页）："
+TG_SEARCH_LINE = "{n}. {date}《{title}》（{unit}）"
+TG_SEARCH_EXPIRED = "这次搜索已过期，请重新发送 /search。"
+TG_PREV_PAGE = "‹ 上一页"
+TG_NEXT_PAGE = "下一页 ›"
+TG_LATEST_HEADER = "最新一期：{date}，共 {n} 篇："
+TG_LATEST_LINE = "{n}. {title}（{unit}）"
+TG_NO_ISSUES = "还没有收录任何简报。"
+TG_ISSUES_HEADER = "已收录 {n} 期简报："
+TG_ISSUES_LINE = "· {date}（{source}）{articles} 篇"
+TG_UPLOAD_RECEIVED = "已收到《{name}》，正在收录……"
+TG_UPLOAD_SUFFIX = "无法收录《{name}》：只支持 PDF、TXT、DOCX、MD 文件。"
+TG_UPLOAD_TOO_BIG = "无法收录《{name}》：文件超过 {mb:g} MB。"
+TG_INGEST_ADDED = "已收录：{item}"
+TG_INGEST_REPLACED = "已更新（替换同一期的旧版本）：{item}"
+TG_INGEST_SKIPPED = "无需更新：{item}（{why}）"
+TG_INGEST_REJECTED = "未收录：{item}，原因：{why}"
+TG_INDEX_BUSY = "另一项收录或重建正在进行，请稍后再试。"
+TG_REINDEX_STARTED = "开始重建索引……（期间照常回答问题）"
+TG_REINDEX_PROGRESS = "正在重建索引：{done}/{total}（{name}）"
+TG_REINDEX_DONE = "索引重建完成：{issues} 期、{articles} 篇，用时 {seconds:.1f} 秒。"
+TG_REINDEX_FAILED = "索引重建失败：{why}"
+TG_STATS = ("使用统计：\n近 24 小时提问 {day} 次，近 7 天 {week} 次\n"
+            "未能回答的比例（7 天）：{rate:.0%}\n反馈：👍 {up}　👎 {down}\n常见问题：")
+TG_STATS_TOP = "· {question}（{count} 次）"
+TG_UNANSWERED_HEADER = "最近未能回答的问题："
+TG_UNANSWERED_LINE = "· {time} [{channel}] {question}"
+TG_UNANSWERED_NONE = "最近没有未能回答的问题。"
+TG_COMMANDS = (("start", "开始使用与示例问题"), ("help", "使用说明"), ("new", "开始新话题"),
+               ("search", "按关键词查找报道"), ("latest", "最新一期的文章"), ("issues", "已收录的各期简报"))
