@@ -1,0 +1,265 @@
+"""The ASGI app under uvicorn: the web chat page (/), the HTTP API (/api/*, /healthz) and the WeChat webhook.
+
+    POST /api/ask {"question": "...", "k": 5}   the same JSON object as `bulletin-bot ask --json`
+    GET  /api/issues                           the indexed issues, newest first
+    GET  /api/article?date=YYYY-MM-DD&title=…  one article's full text (what a citation names)
+    GET  /healthz                              index loaded, issue count, last ingest time
+    GET|POST [wechat] path                     the WeChat Official Account webhook (when enabled)
+
+Client errors are JSON ``{"error": "..."}`` with a 4xx status; anything unexpected is logged with its
+traceback and answered with a generic 500 message, never a stack trace.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import logging
+import os
+import string
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from bot import replies
+from bot.answer import Answer, Answerer
+from bot.querylog import QueryLog
+from errors import BulletinBotError, ConfigError
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+MAX_K = 50
+SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:",
+                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+class AnswerRunner:
+    """Run the answerer and index reads on one worker thread, so SQLite and the model see one caller at a time."""
+
+    def __init__(self, answerer: Answerer, querylog: QueryLog):
+        self.answerer = answerer
+        self.querylog = querylog
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answer")
+
+    def run(self, fn, *args) -> asyncio.Future:
+        """Run fn(*args) on the worker thread."""
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def ask(self, question: str, *, channel: str, user_id: object, k: int | None = None) -> Answer:
+        """Answer a question on the worker thread and log it (user id salted and hashed by the log)."""
+        def answer_and_log() -> Answer:
+            started = time.perf_counter()
+            answer = self.answerer.answer(question, k=k)
+            self.querylog.record(channel=channel, user_id=user_id, chat_type="private", question=question,
+                                 answer=answer, latency_ms=(time.perf_counter() - started) * 1000)
+            return answer
+        return await self.run(answer_and_log)
+
+    async def ask_text(self, question: str, user_id: str, channel: str = "wechat") -> str:
+        """Return the answer text, or a short apology; never raise (a channel reply must go out)."""
+        try:
+            return (await self.ask(question, channel=channel, user_id=user_id)).text
+        except BulletinBotError as exc:
+            return exc.user_message
+        except Exception:
+            log.exception("answering failed")
+            return replies.SORRY
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def build_app(settings: Settings, answerer: Answerer, querylog: QueryLog) -> Starlette:
+    """Return the ASGI app: the web page and API if [web] is enabled, the WeChat webhook if [wechat] is."""
+    runner = AnswerRunner(answerer, querylog)
+    api = _Api(settings, runner)
+    routes = [Route("/healthz", api.healthz)]
+    if settings.web.enabled:
+        routes += [Route("/", api.page), Route("/api/ask", api.ask, methods=["POST"]),
+                   Route("/api/issues", api.issues), Route("/api/article", api.article),
+                   Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    wechat = _wechat_channel(settings, runner) if settings.wechat.enabled else None
+    if wechat is not None:
+        routes.append(Route(settings.wechat.path, wechat.endpoint, methods=["GET", "POST"]))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        if wechat is not None:
+            await wechat.close()
+        runner.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(ServerErrors)],
+                    exception_handlers={HTTPException: _http_error, BulletinBotError: _bot_error})
+    app.state.runner = runner
+    return app
+
+
+def _wechat_channel(settings: Settings, runner: AnswerRunner):
+    """Return the WeChat channel with its secrets read from the environment variables config names."""
+    from bot.wechat import WeChatChannel
+    cfg = settings.wechat
+    token = os.environ.get(cfg.token_env, "")
+    if not token:
+        raise ConfigError(f"[wechat] is enabled but env {cfg.token_env} (the console token) is not set")
+    aes_key = os.environ.get(cfg.aes_key_env, "")
+    if aes_key and not cfg.app_id:
+        raise ConfigError("[wechat] safe mode (AES key set) needs app_id in config.toml")
+    if aes_key and len(aes_key) != 43:
+        raise ConfigError(f"env {cfg.aes_key_env} must be the console's 43-character EncodingAESKey")
+    secret = os.environ.get(cfg.app_secret_env, "")
+    if not (cfg.app_id and secret):
+        log.warning("wechat: no app_id or %s: late answers wait for 「更多」 instead of a customer-service message",
+                    cfg.app_secret_env)
+    return WeChatChannel(cfg, runner.ask_text, token=token, aes_key=aes_key, app_secret=secret,
+                         max_body_bytes=settings.web.max_body_bytes)
+
+
+class _Api:
+    """The web page and the HTTP API endpoints."""
+
+    def __init__(self, settings: Settings, runner: AnswerRunner):
+        self.limits = settings.web
+        self.runner = runner
+        self._page = _render_page(settings)
+
+    async def page(self, request: Request) -> Response:
+        return HTMLResponse(self._page, headers=SECURITY_HEADERS)
+
+    async def ask(self, request: Request) -> Response:
+        """Answer {"question": ..., "k": ...} with the same object as `ask --json`."""
+        try:
+            data = json.loads(await read_body(request, self.limits.max_body_bytes))
+        except (ValueError, UnicodeDecodeError):
+            raise HTTPException(400, replies.API_BAD_JSON) from None
+        if not isinstance(data, dict):
+            raise HTTPException(400, replies.API_BAD_JSON)
+        question = data.get("question")
+        if not isinstance(question, str) or not question.strip():
+            raise HTTPException(400, replies.API_NO_QUESTION)
+        question = question.strip()
+        if len(question) > self.limits.max_question_chars:
+            raise HTTPException(422, replies.API_QUESTION_TOO_LONG.format(limit=self.limits.max_question_chars))
+        k = data.get("k")
+        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K):
+            raise HTTPException(400, replies.API_BAD_K)
+        client = request.client.host if request.client else "-"
+        answer = await self.runner.ask(question, channel="web", user_id=client, k=k)
+        return JSONResponse(answer.to_json(question))
+
+    async def issues(self, request: Request) -> Response:
+        rows = await self.runner.run(lambda: self.runner.answerer.store.issues())
+        keys = ("key", "date", "number", "source_name", "articles", "ingested_at")
+        return JSONResponse({"issues": [{k: row[k] for k in keys} for row in rows]})
+
+    async def article(self, request: Request) -> Response:
+        """Return the full text of the article a citation names (issue date and title)."""
+        date, title = request.query_params.get("date", ""), request.query_params.get("title", "")
+
+        def find():
+            return next((a for a in self.runner.answerer.store.all_articles().values()
+                         if a.issue_date.isoformat() == date and a.title == title), None)
+        found = await self.runner.run(find)
+        if found is None:
+            raise HTTPException(404, replies.API_NO_ARTICLE)
+        return JSONResponse({"date": found.issue_date.isoformat(), "unit": found.unit, "title": found.title,
+                             "text": found.body, "event_dates": [d.isoformat() for d in found.event_dates]})
+
+    async def healthz(self, request: Request) -> Response:
+        """Report whether the index is loaded, how many issues it holds and when one was last ingested."""
+        def status() -> dict:
+            store = self.runner.answerer.store
+            issues = store.issues()
+            return {"status": "ok", "index_loaded": True, "generation": store.path.name, "issues": len(issues),
+                    "articles": sum(r["articles"] for r in issues),
+                    "last_ingest": max((r["ingested_at"] for r in issues), default=None)}
+        try:
+            return JSONResponse(await self.runner.run(status))
+        except BulletinBotError as exc:
+            return JSONResponse({"status": "error", "index_loaded": False, "error": exc.user_message}, 503)
+
+
+def _render_page(settings: Settings) -> str:
+    """Fill the page template with the strings from bot/replies.py (the static files hold no Chinese)."""
+    strings = {"placeholder": replies.WEB_PLACEHOLDER, "send": replies.WEB_SEND,
+               "examplesLabel": replies.WEB_EXAMPLES_LABEL, "examples": list(replies.EXAMPLE_QUESTIONS),
+               "thinking": replies.WEB_THINKING, "sources": replies.WEB_SOURCES,
+               "sourcesHeader": replies.SOURCES_HEADER, "loadingArticle": replies.WEB_LOADING_ARTICLE,
+               "networkError": replies.WEB_NETWORK_ERROR, "noArticle": replies.API_NO_ARTICLE,
+               "maxQuestionChars": settings.web.max_question_chars}
+    template = string.Template((STATIC / "index.html").read_text(encoding="utf-8"))
+    return template.substitute(title=html.escape(replies.WEB_TITLE), subtitle=html.escape(replies.WEB_SUBTITLE),
+                               strings=json.dumps(strings, ensure_ascii=False).replace("</", "<\\/"))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Return the request body, or raise 413 as soon as it is known to exceed limit bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, replies.API_BODY_TOO_LARGE.format(limit=limit))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, replies.API_BODY_TOO_LARGE.format(limit=limit))
+    return bytes(body)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _bot_error(request: Request, exc: BulletinBotError) -> Response:
+    log.error("%s: %s", type(exc).__name__, exc.user_message)
+    return JSONResponse({"error": exc.user_message}, status_code=503)
+
+
+class ServerErrors:
+    """The one handler for unexpected errors: log the traceback, tell the client a generic 500, nothing more."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await JSONResponse({"error": replies.API_SERVER_ERROR}, status_code=500)(scope, receive, send)
+
+
+async def run_web(settings: Settings, answerer: Answerer, querylog: QueryLog) -> None:
+    """Serve the app with uvicorn until cancelled."""
+    app = build_app(settings, answerer, querylog)
+    # access_log off: WeChat puts the user's openid in the query string, and raw ids never go to logs
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.web.host, port=settings.web.port,
+                                           access_log=False, log_level="info"))
+    log.info("web page and API: open http://%s:%d", settings.web.host, settings.web.port)
+    task = asyncio.ensure_future(server.serve())
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        server.should_exit = True
+        await task
+        raise
