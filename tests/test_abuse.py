@@ -11,7 +11,7 @@ from bot.answer import Answerer
 from bot.querylog import QueryLog
 from tests.conftest import BULLETINS, TODAY, settings_for
 from tests.telegram_standin import BotApiStandIn
-from tests.test_telegram import ADMIN, BLOOD, ask, new_user, shown, telegram_bot
+from tests.test_telegram import ADMIN, BLOOD, api, ask, new_user, querylog, shown, telegram_bot  # noqa: F401
 from tests.test_wechat import OPENID, wechat  # noqa: F401  (the fixture)
 
 STICKER = {"file_id": "s1", "file_unique_id": "us1", "type": "regular", "width": 512, "height": 512,
@@ -31,17 +31,6 @@ MESSAGE_KINDS = {
     "empty text": {"text": ""}, "whitespace text": {"text": "   \n "}, "unknown command": {"text": "/frobnicate"},
     "caption only": {"caption": "市六院献血？", "photo": PHOTO},
 }
-
-
-@pytest.fixture(scope="module")
-def querylog(tmp_path_factory) -> QueryLog:
-    return QueryLog(tmp_path_factory.mktemp("abuse-log"), b"salt")
-
-
-@pytest.fixture(scope="module")
-def api(built_data_dir, answerer, querylog):
-    with telegram_bot(built_data_dir, answerer, querylog) as api:
-        yield api
 
 
 def _answered(api: BotApiStandIn, user: dict) -> None:
