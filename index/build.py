@@ -60,11 +60,32 @@ def _max_bytes(settings: Settings) -> int:
     return int(settings.data.max_file_mb * 1024 * 1024)
 
 
-def _add(store: IndexStore, issue: Issue, settings: Settings, embedder: Embedder,
-         cache: VectorCache, progress: bool) -> None:
+def _chunks_and_sentences(issue: Issue, settings: Settings) -> tuple[list, list]:
     splitter = make_splitter(settings.chunking)
     chunks = [c for a in issue.articles for c in chunk_article(a, issue.key, issue.date, splitter)]
-    sentences = [s for a in issue.articles for s in article_sentences(a, issue.key)]
+    return chunks, [s for a in issue.articles for s in article_sentences(a, issue.key)]
+
+
+def _passages(issue: Issue, settings: Settings) -> list:
+    chunks, sentences = _chunks_and_sentences(issue, settings)
+    return chunks + sentences
+
+
+def _load_all(files: list[Path], settings: Settings) -> dict[Path, Issue | None]:
+    """Parse every corpus file; a file that is not a bulletin maps to None (and is logged)."""
+    issues: dict[Path, Issue | None] = {}
+    for file in files:
+        try:
+            issues[file] = load_issue(file, _max_bytes(settings))
+        except BadBulletin as exc:
+            log.warning("corpus file skipped: %s", exc.user_message)
+            issues[file] = None
+    return issues
+
+
+def _add(store: IndexStore, issue: Issue, settings: Settings, embedder: Embedder,
+         cache: VectorCache, progress: bool) -> None:
+    chunks, sentences = _chunks_and_sentences(issue, settings)
     store.add_issue(issue, chunks, cache.embed(embedder, chunks, progress=progress),
                     sentences, cache.embed(embedder, sentences, progress=progress))
 
@@ -85,18 +106,20 @@ def _build_locked(settings: Settings, embedder: Embedder, gens: Generations, pro
     files = sorted(p for p in gens.corpus_dir.glob("*") if p.suffix.lower() in SUFFIXES)
     path = gens.new()
     try:
-        store = IndexStore(path, index_identity(settings, embedder), create=True)
+        store = IndexStore(path, index_identity(settings, embedder), create=True,
+                           vector_settings=settings.vector_index)
         cache = VectorCache(settings.data_dir / "vectors.db")
+        issues = _load_all(files, settings)
+        # Embed every issue's passages in one pass first: full batches, whatever the issue sizes.
+        cache.embed(embedder, [x for issue in issues.values() if issue for x in _passages(issue, settings)], progress)
         for done, file in enumerate(tqdm(files, desc="reindex", unit="issue", disable=not progress), start=1):
-            try:
-                issue = load_issue(file, _max_bytes(settings))
+            issue = issues[file]
+            if issue is not None:
                 store.remove_issue(issue.key)          # a later file of the same date wins
-                _add(store, issue, settings, embedder, cache, progress)
-            except BadBulletin as exc:
-                log.warning("corpus file skipped: %s", exc.user_message)
+                _add(store, issue, settings, embedder, cache, False)
             if on_issue is not None:
                 on_issue(done, len(files), file.name)
-        store.save()
+        store.save(progress=progress)
         store.close()
         cache.close()
     except BaseException:
@@ -155,7 +178,8 @@ def ingest_files(settings: Settings, embedder: Embedder, paths: list[Path], prog
             return report
         path = gens.clone_current()
         try:
-            store = IndexStore(path, index_identity(settings, embedder), verify=False)   # a fresh copy of the served one
+            store = IndexStore(path, index_identity(settings, embedder), verify=False,   # a fresh copy of the served one
+                               vector_settings=settings.vector_index)
             cache = VectorCache(settings.data_dir / "vectors.db")
             for file, issue, replacing in tqdm(todo, desc="ingest", unit="issue", disable=not progress):
                 store.remove_issue(issue.key)

