@@ -89,7 +89,14 @@ class Answerer:
         already served stays served; with none served yet, the error goes to the caller.
         """
         current = self._generations.current()
-        with self._lock:
+        served = self._served
+        if served is not None and served[0] == current:
+            return served[1], served[2]
+        # One thread opens the new generation (checksums take a while on a big index); the others
+        # keep answering from the one served until it is ready.
+        if not self._lock.acquire(blocking=served is None):
+            return served[1], served[2]
+        try:
             if self._served is None or self._served[0] != current:
                 try:
                     store = IndexStore(current, index_identity(self.settings, self.embedder))
@@ -102,6 +109,8 @@ class Answerer:
                 self._served = (current, store, Retriever(store, self.embedder, self.settings.retrieval))
                 log.info("serving index %s", current.name)
             return self._served[1], self._served[2]
+        finally:
+            self._lock.release()
 
     @property
     def store(self) -> IndexStore:
