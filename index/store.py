@@ -116,6 +116,7 @@ class IndexStore:
             self.db = sqlite_utils.Database(sqlite3.connect(self.path / DB_FILE, check_same_thread=False))
             self.vectors = faiss.read_index(str(self.path / FAISS_FILE))
         self._articles: dict[int, StoredArticle] = {}
+        self._chunk_count: int | None = None
 
     # -- opening -------------------------------------------------------------------------------
     def _check_manifest(self, verify: bool) -> None:
@@ -154,6 +155,7 @@ class IndexStore:
         self.db.execute("DELETE FROM articles WHERE issue_key = ?", [key])
         self.db.execute("DELETE FROM issues WHERE key = ?", [key])
         self._articles.clear()
+        self._chunk_count = None
         return removed
 
     def add_issue(self, issue: Issue, chunks: list[Chunk], vectors: np.ndarray,
@@ -185,6 +187,7 @@ class IndexStore:
             self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
                                       np.asarray(chunk_ids, dtype=np.int64))
         self._articles.clear()
+        self._chunk_count = None
 
     def _fit_index(self, progress: bool) -> None:
         """Make the FAISS index the type its size calls for (flat <-> HNSW), keeping every id."""
@@ -244,7 +247,10 @@ class IndexStore:
         return {t: int(d) for t, d in rows}
 
     def chunk_count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        """Return the number of chunks, counted once until the next write."""
+        if self._chunk_count is None:
+            self._chunk_count = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return self._chunk_count
 
     def chunk_rows(self, ids: list[int]) -> dict[int, dict]:
         """Return chunk id -> {article_id, text} for the given ids."""
