@@ -14,7 +14,7 @@ from errors import BulletinBotError
 from index.build import ensure_index, index_identity
 from index.embedding import Embedder
 from index.generations import Generations
-from index.retrieval import Hit, Retriever, in_range
+from index.retrieval import Hit, Retriever
 from index.store import IndexStore, StoredArticle
 from settings import Settings, reference_day
 
@@ -132,7 +132,7 @@ class Answerer:
         # 3. compose a list, a quote or an abstention
         pick = SentencePicker(store, question, query, weights)
         if question.listing:
-            answer = self._listing(question, hits, weights, pick, store)
+            answer = self._listing(question, hits, weights, pick, store, retriever)
         else:
             answer = self._quote(question, hits, weights, pick)
         answer = Answer(answer.text, answer.abstained, _passages(hits, k or self.settings.retrieval.top_k),
@@ -162,8 +162,8 @@ class Answerer:
         return Answer(_with_citations("\n".join(blocks), cited), False, (), tuple(cited))
 
     def _listing(self, question: Question, hits: list[Hit], weights: Weights, pick: SentencePicker,
-                 store: IndexStore) -> Answer:
-        articles = self._matching_articles(question, hits, weights, store)
+                 store: IndexStore, retriever: Retriever) -> Answer:
+        articles = self._matching_articles(question, hits, weights, store, retriever)
         if not articles:
             return _abstain(question.when, hits[0] if hits else None)
         articles.sort(key=lambda a: (a.issue_date, a.position))
@@ -177,14 +177,13 @@ class Answerer:
         return Answer(_with_citations("\n".join(lines), cited), False, (), tuple(cited))
 
     def _matching_articles(self, question: Question, hits: list[Hit], weights: Weights,
-                           store: IndexStore) -> list[StoredArticle]:
+                           store: IndexStore, retriever: Retriever) -> list[StoredArticle]:
         """Return every article a listing question asks for, not cut at top-k."""
         when = question.when
         if when is not None and not when.vague and not any(t not in GENERIC for t in weights.idf):
             # "7月12日那天有哪些活动？": every article of those dates, retrieved or not
-            articles = store.all_articles().values()
-            latest = max(a.issue_date for a in articles)
-            return [a for a in articles if (a.issue_date == latest if when.latest_issue else in_range(a, when))]
+            allowed = retriever.allowed(when)
+            return [a for i, a in store.all_articles().items() if i in allowed]
         scored = [(weights.coverage(h.article.text, skip=GENERIC), h.article) for h in hits]
         top = max((s for s, _ in scored), default=0.0)
         floor = max(self.settings.answer.min_coverage, 0.6 * top)

@@ -53,9 +53,9 @@ class Retriever:
     def __init__(self, store: IndexStore, embedder: Embedder, settings: RetrievalSettings):
         self.store, self.embedder, self.settings = store, embedder, settings
 
-    def _ranked(self, pairs: list[tuple[int, float]]) -> dict[int, list[tuple[int, int, float]]]:
+    @staticmethod
+    def _ranked(pairs: list[tuple[int, float]], rows: dict[int, dict]) -> dict[int, list[tuple[int, int, float]]]:
         """Map article id -> its chunks' (article rank from 1, chunk id, score), best first."""
-        rows = self.store.chunk_rows([cid for cid, _ in pairs])
         ranked: dict[int, list[tuple[int, int, float]]] = {}
         for cid, score in pairs:
             row = rows.get(cid)
@@ -80,10 +80,11 @@ class Retriever:
         n = self.settings.candidates * (4 if allowed is not None else 1)
         if query_vector is None:
             query_vector = self.embedder.encode_query(question)
-        keyword = self._ranked(self.store.keyword_search(query_terms(question), n))
-        vector = self._ranked(self.store.vector_search(query_vector, n))
+        keyword_pairs = self.store.keyword_search(query_terms(question), n)
+        vector_pairs = self.store.vector_search(query_vector, n)
+        rows = self.store.chunk_rows(list({cid for cid, _ in keyword_pairs + vector_pairs}))   # one read for both
+        keyword, vector = self._ranked(keyword_pairs, rows), self._ranked(vector_pairs, rows)
         articles = self.store.all_articles()
-        hits = []
         k = self.settings.rrf_k
         scored = []
         for aid in set(keyword) | set(vector):
@@ -95,13 +96,13 @@ class Retriever:
                 score *= 1.0 + 0.25 * math.exp(-max(age, 0) / RECENT_DAYS)
             scored.append((score, aid))
         scored.sort(key=lambda h: (-h[0], h[1]))
-        return [self._hit(articles[aid], score, keyword.get(aid, []), vector.get(aid, []))
+        return [self._hit(articles[aid], score, keyword.get(aid, []), vector.get(aid, []), rows)
                 for score, aid in scored[:limit]]
 
-    def _hit(self, article: StoredArticle, score: float, keyword: list, vector: list) -> Hit:
+    @staticmethod
+    def _hit(article: StoredArticle, score: float, keyword: list, vector: list, rows: dict[int, dict]) -> Hit:
         """Make a Hit whose passages are the article's chunks, vector-best first, then keyword-best."""
         chunk_ids = list(dict.fromkeys([c for _, c, _ in vector] + [c for _, c, _ in keyword]))
-        rows = self.store.chunk_rows(chunk_ids)
         texts = [rows[c]["text"] for c in chunk_ids]
         return Hit(article, chunk_ids[0], texts[0], score, vector[0][2] if vector else 0.0,
                    keyword[0][0] if keyword else 0, vector[0][0] if vector else 0, tuple(texts[1:]))
