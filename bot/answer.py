@@ -16,6 +16,7 @@ from index.embedding import Embedder
 from index.generations import Generations
 from index.retrieval import Hit, Retriever
 from index.store import IndexStore, StoredArticle
+from index.vectors import SentenceVectors, VectorCache
 from settings import Settings, reference_day
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Answerer:
         self._generations = Generations(settings.data_dir)
         ensure_index(settings, self.embedder, progress)
         self._served: tuple[object, IndexStore, Retriever] | None = None
+        self._sentences = SentenceVectors(VectorCache(settings.data_dir / "vectors.db"), self.embedder)
         self._generator = None
         if settings.generation.enabled:
             from bot.generate import Generator
@@ -130,7 +132,7 @@ class Answerer:
         hits = retriever.search(question.text, question.when, self.today, query_vector=query)
         hits = _rerank(hits, weights, self.settings.retrieval.coverage_weight)
         # 3. compose a list, a quote or an abstention
-        pick = SentencePicker(store, question, query, weights)
+        pick = SentencePicker(self._sentences, question, query, weights)
         if question.listing:
             answer = self._listing(question, hits, weights, pick, store, retriever)
         else:

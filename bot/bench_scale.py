@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bot.bench import SAMPLE_QUESTIONS, percentile
+from index.vectors import VectorCache, model_key
 from settings import Settings, replace
 
 RENAMED_UNITS = ["桐柏县", "社旗县", "淅川县", "内乡县", "方城县", "新野县", "南召县", "邓州市", "卧龙区", "宛城区"]
@@ -136,10 +137,12 @@ def measure_sample(settings: Settings, embedder, files: list[Path], say) -> tupl
     build_index(settings, embedder, progress=False)
     warm_s = time.perf_counter() - start
     store = IndexStore(path, index_identity(settings, embedder))
-    vectors = np.vstack([store.vectors.index.reconstruct_n(0, store.vectors.ntotal)]
-                        + [np.frombuffer(r[0], dtype=np.float32)[None] for r in store.db.execute("SELECT vec FROM sentences")])
     chunks = store.chunk_count()
     store.close()
+    cache = VectorCache(settings.data_dir / "vectors.db")      # every chunk and sentence vector of the sample
+    vectors = np.vstack([np.frombuffer(r[0], dtype=np.float32)[None]
+                         for r in cache.conn.execute("SELECT vec FROM vectors WHERE model = ?", [model_key(embedder)])])
+    cache.close()
     return {"issues": len(files), "chunks": chunks, "passages": len(texts), "tokens": sum(tokens),
             "raw_encode_passages_per_s": len(raw) / raw_s, "raw_encode_tokens_per_s": raw_tokens / raw_s,
             "build_s": cold_s, "build_passages_per_s": len(texts) / cold_s, "build_chunks_per_s": chunks / cold_s,
@@ -167,12 +170,16 @@ def fill_index(settings: Settings, embedder, files: list[Path], base: np.ndarray
     start = time.perf_counter()
     path = gens.new()
     store = IndexStore(path, index_identity(settings, embedder), create=True, vector_settings=settings.vector_index)
+    cache = VectorCache(settings.data_dir / "vectors.db")
     for f in tqdm(files, desc=f"fill {len(files)} issues", unit="issue"):
         issue = load_issue(f, 1 << 26)
         chunks, sentences = _texts_of(issue, settings)
-        store.add_issue(issue, chunks, _perturbed(base, len(chunks), rng), sentences, _perturbed(base, len(sentences), rng))
+        vectors = _perturbed(base, len(chunks) + len(sentences), rng)
+        store.add_issue(issue, chunks, vectors[:len(chunks)])
+        cache.put(model_key(embedder), [x.hash for x in chunks + sentences], vectors)
     store.save(progress=True)
     store.close()
+    cache.close()
     gens.swap(path)
     return time.perf_counter() - start
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from bot.question import CUES, Question, Weights
-from index.store import IndexStore, StoredArticle
+from index.store import StoredArticle
+from index.vectors import SentenceVectors
 
 # A sentence's score: its cosine to the question rescaled to 0..1 within the article, plus these.
 ASK_TERMS = 1.0        # x the weighted share of an ask clause's terms in the sentence
@@ -15,8 +16,8 @@ CUE = 1.0              # per cue the sentence shows (a date, a duration, a list)
 class SentencePicker:
     """Score sentences by meaning (cosine to the question), shared terms of each ask clause, and answer cues."""
 
-    def __init__(self, store: IndexStore, question: Question, query: np.ndarray, weights: Weights):
-        self.store, self.question, self.query, self.weights = store, question, query, weights
+    def __init__(self, sentence_vectors: SentenceVectors, question: Question, query: np.ndarray, weights: Weights):
+        self.sentence_vectors, self.question, self.query, self.weights = sentence_vectors, question, query, weights
 
     def _clause_scores(self, sentences: list[str], meaning: np.ndarray, clause: str,
                        terms: tuple[str, ...]) -> list[float]:
@@ -28,9 +29,8 @@ class SentencePicker:
 
     def __call__(self, article: StoredArticle, n: int) -> list[str]:
         """Return up to n sentences in article order: the best one for each ask clause first, then the best overall."""
-        sentences, vectors = self.store.sentences(article.id)
-        if not sentences:
-            return [article.title]
+        found, vectors = self.sentence_vectors(article)
+        sentences = [x.text for x in found]
         cosine = vectors @ self.query
         spread = float(cosine.max() - cosine.min())
         meaning = (cosine - cosine.min()) / spread if spread > 0 else np.zeros_like(cosine)

@@ -1,4 +1,4 @@
-"""Back up and restore a data directory: the corpus folder, the query log and the served index, in one archive."""
+"""Back up and restore a data directory: the corpus folder, the query log, the vector cache and the served index."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,13 +17,17 @@ from index.store import MANIFEST_FILE, IndexStore
 FORMAT = 1
 
 
-def _sqlite_bytes(path: Path) -> bytes:
-    """Return a consistent copy of a live SQLite database (through its backup API)."""
+def _add_sqlite(tar: tarfile.TarFile, path: Path) -> None:
+    """Add a consistent copy of a live SQLite database (through its backup API), under its own name."""
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / path.name
-        with sqlite3.connect(path) as src, sqlite3.connect(copy) as dst:
+        src, dst = sqlite3.connect(path), sqlite3.connect(copy)
+        try:
             src.backup(dst)
-        return copy.read_bytes()
+        finally:
+            src.close()
+            dst.close()
+        tar.add(copy, arcname=path.name)
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -33,7 +37,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def backup(data_dir: Path, target: Path) -> dict:
-    """Write ``target`` (.tar.gz) holding bulletins/, querylog.db and the served index; return its summary."""
+    """Write ``target`` (.tar.gz) holding bulletins/, querylog.db, vectors.db and the served index; return its summary."""
     gens = Generations(data_dir)
     current = gens.current()
     if current is None:
@@ -49,8 +53,11 @@ def backup(data_dir: Path, target: Path) -> dict:
             for file in sorted(current.iterdir()):
                 tar.add(file, arcname=f"generation/{file.name}")
             if (Path(data_dir) / "querylog.db").exists():
-                _add_bytes(tar, "querylog.db", _sqlite_bytes(Path(data_dir) / "querylog.db"))
+                _add_sqlite(tar, Path(data_dir) / "querylog.db")
                 summary["querylog"] = True
+            if (Path(data_dir) / "vectors.db").exists():     # sentence vectors for quoting (else embedded again)
+                _add_sqlite(tar, Path(data_dir) / "vectors.db")
+                summary["vectors"] = True
             _add_bytes(tar, "backup.json", json.dumps(summary, ensure_ascii=False, indent=2).encode("utf-8"))
     return summary
 

@@ -16,7 +16,7 @@ from errors import BadBulletin
 from index.chunking import article_sentences, chunk_article, make_splitter
 from index.embedding import Embedder
 from index.generations import Generations
-from index.store import IndexStore
+from index.store import IndexStore, issue_hashes
 from index.vectors import VectorCache
 from settings import Settings
 
@@ -86,8 +86,8 @@ def _load_all(files: list[Path], settings: Settings) -> dict[Path, Issue | None]
 def _add(store: IndexStore, issue: Issue, settings: Settings, embedder: Embedder,
          cache: VectorCache, progress: bool) -> None:
     chunks, sentences = _chunks_and_sentences(issue, settings)
-    store.add_issue(issue, chunks, cache.embed(embedder, chunks, progress=progress),
-                    sentences, cache.embed(embedder, sentences, progress=progress))
+    vectors = cache.embed(embedder, chunks + sentences, progress=progress)   # sentences stay in the cache
+    store.add_issue(issue, chunks, vectors[:len(chunks)])
 
 
 def build_index(settings: Settings, embedder: Embedder, progress: bool = False, wait: bool = True,
@@ -147,7 +147,7 @@ def ensure_index(settings: Settings, embedder: Embedder, progress: bool = False)
         return _build_locked(settings, embedder, gens, progress)
 
 
-def _classify(paths: list[Path], store: IndexStore, settings: Settings,
+def _classify(paths: list[Path], known_hashes: dict[str, str], settings: Settings,
               report: IngestReport) -> list[tuple[Path, Issue, bool]]:
     todo: dict[str, tuple[Path, Issue, bool]] = {}
     for path in paths:
@@ -156,7 +156,7 @@ def _classify(paths: list[Path], store: IndexStore, settings: Settings,
         except BadBulletin as exc:
             report.rejected.append((path.name, exc.user_message))
             continue
-        known = store.issue_hash(issue.key)
+        known = known_hashes.get(issue.key)
         if known == issue.content_hash:
             report.skipped.append((path.name, f"{issue.key} 期已入库，内容相同"))
         else:
@@ -171,9 +171,7 @@ def ingest_files(settings: Settings, embedder: Embedder, paths: list[Path], prog
     gens = Generations(settings.data_dir)
     report = IngestReport()
     with gens.write_lock(wait=wait):
-        served = IndexStore(gens.current(), index_identity(settings, embedder))
-        todo = _classify([Path(p) for p in paths], served, settings, report)
-        served.close()
+        todo = _classify([Path(p) for p in paths], issue_hashes(gens.current()), settings, report)
         if not todo:
             return report
         path = gens.clone_current()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,13 +53,14 @@ class Generations:
         return path
 
     def clone_current(self) -> Path:
-        """Copy the served generation into a new one (SQLite through its backup API)."""
+        """Copy the served generation into a new one.
+
+        Plain file copies (the kernel's copy_file_range): a served generation is never written, and
+        the caller holds the write lock, so its files are whole and still.
+        """
         source, target = self.current(), self.new()
         for item in source.iterdir():
-            if item.name.endswith(".db"):
-                with sqlite3.connect(item) as src, sqlite3.connect(target / item.name) as dst:
-                    src.backup(dst)
-            elif item.is_file():
+            if item.is_file():
                 shutil.copy2(item, target / item.name)
         return target
 

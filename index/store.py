@@ -14,12 +14,12 @@ import sqlite_utils
 
 from corpus.models import Article, Issue
 from errors import IndexCorrupt, IndexMismatch
-from index.chunking import Chunk, Sentence
+from index.chunking import Chunk
 from index.keywords import fts_query, tokenize
 from settings import VectorIndexSettings
 
 DB_FILE, FAISS_FILE, MANIFEST_FILE = "bulletins.db", "vectors.faiss", "manifest.json"
-FORMAT = 1
+FORMAT = 2                   # 2: sentence vectors live in the shared vector cache, not here
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,6 @@ def _create_schema(db: sqlite_utils.Database) -> None:
                            "unit": str, "event_dates": str}, pk="id", foreign_keys=[("issue_key", "issues")])
     db["chunks"].create({"id": int, "article_id": int, "seq": int, "text": str, "hash": str},
                         pk="id", foreign_keys=[("article_id", "articles")])
-    db["sentences"].create({"id": int, "article_id": int, "seq": int, "text": str, "vec": bytes},
-                           pk="id", foreign_keys=[("article_id", "articles")])
-    db["sentences"].create_index(["article_id"])
     db["articles"].create_index(["issue_key"])
     db["chunks"].create_index(["article_id"])
     db.execute("CREATE VIRTUAL TABLE chunk_terms USING fts5(terms, tokenize='unicode61 remove_diacritics 0')")
@@ -91,6 +88,17 @@ def sized_index(ids: np.ndarray, vectors: np.ndarray, settings: VectorIndexSetti
     for start in tqdm(range(0, len(ids), step), desc="faiss", unit="10k vec", disable=not progress or len(ids) <= step):
         index.add_with_ids(np.ascontiguousarray(vectors[start:start + step], dtype=np.float32), ids[start:start + step])
     return index
+
+
+def issue_hashes(path: Path) -> dict[str, str]:
+    """Return issue key -> content hash of a generation, reading its database only (no FAISS, no checksums)."""
+    conn = sqlite3.connect(f"file:{Path(path) / DB_FILE}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT key, content_hash FROM issues"))
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorrupt(f"索引数据库无法读取：{path}（{exc}）；请运行 bulletin-bot reindex") from None
+    finally:
+        conn.close()
 
 
 class IndexStore:
@@ -150,39 +158,34 @@ class IndexStore:
                 self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
             self.db.conn.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
         removed = self.db.execute("SELECT count(*) FROM articles WHERE issue_key = ?", [key]).fetchone()[0]
-        for table in ("chunks", "sentences"):
-            self.db.execute(f"DELETE FROM {table} WHERE article_id IN (SELECT id FROM articles WHERE issue_key = ?)", [key])
+        self.db.execute("DELETE FROM chunks WHERE article_id IN (SELECT id FROM articles WHERE issue_key = ?)", [key])
         self.db.execute("DELETE FROM articles WHERE issue_key = ?", [key])
         self.db.execute("DELETE FROM issues WHERE key = ?", [key])
         self._articles.clear()
         self._chunk_count = None
         return removed
 
-    def add_issue(self, issue: Issue, chunks: list[Chunk], vectors: np.ndarray,
-                  sentences: list[Sentence], sentence_vectors: np.ndarray) -> None:
-        """Insert an issue, its articles, its chunks (keyword terms, vectors) and sentences (vectors)."""
-        with self.db.conn:
-            self.db["issues"].insert({
-                "key": issue.key, "date": issue.date.isoformat(), "number": issue.number,
-                "source_name": issue.source_name, "content_hash": issue.content_hash,
-                "articles": len(issue.articles), "ingested_at": dt.datetime.now().isoformat(timespec="seconds")})
+    def add_issue(self, issue: Issue, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        """Insert an issue, its articles and its chunks (keyword terms, vectors)."""
+        conn = self.db.conn                      # plain statements: sqlite-utils' insert inspects the table each time
+        with conn:
+            conn.execute("INSERT INTO issues (key, date, number, source_name, content_hash, articles, ingested_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [issue.key, issue.date.isoformat(), issue.number, issue.source_name, issue.content_hash,
+                          len(issue.articles), dt.datetime.now().isoformat(timespec="seconds")])
             article_ids = {}
             for article in issue.articles:
-                article_ids[article.position] = self.db["articles"].insert({
-                    "issue_key": issue.key, "position": article.position, "title": article.title,
-                    "body": article.body, "unit": article.unit,
-                    "event_dates": json.dumps([d.isoformat() for d in article.event_dates])}).last_pk
+                article_ids[article.position] = conn.execute(
+                    "INSERT INTO articles (issue_key, position, title, body, unit, event_dates) VALUES (?, ?, ?, ?, ?, ?)",
+                    [issue.key, article.position, article.title, article.body, article.unit,
+                     json.dumps([d.isoformat() for d in article.event_dates])]).lastrowid
             chunk_ids = []
             for chunk in chunks:
-                cid = self.db["chunks"].insert({"article_id": article_ids[chunk.article_key[1]], "seq": chunk.seq,
-                                                "text": chunk.text, "hash": chunk.hash}).last_pk
-                self.db.execute("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
-                                [cid, " ".join(tokenize(chunk.embed_text))])
+                cid = conn.execute("INSERT INTO chunks (article_id, seq, text, hash) VALUES (?, ?, ?, ?)",
+                                   [article_ids[chunk.article_key[1]], chunk.seq, chunk.text, chunk.hash]).lastrowid
+                conn.execute("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
+                             [cid, " ".join(tokenize(chunk.embed_text))])
                 chunk_ids.append(cid)
-            self.db["sentences"].insert_all(
-                ({"article_id": article_ids[x.article_key[1]], "seq": x.seq, "text": x.text,
-                  "vec": sentence_vectors[i].astype(np.float32).tobytes()} for i, x in enumerate(sentences)),
-                batch_size=500)
         if chunk_ids:
             self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
                                       np.asarray(chunk_ids, dtype=np.int64))
@@ -275,14 +278,3 @@ class IndexStore:
     def issues(self) -> list[dict]:
         """Return the indexed issues, newest first."""
         return list(self.db.query("SELECT * FROM issues ORDER BY date DESC"))
-
-    def issue_hash(self, key: str) -> str | None:
-        row = self.db.execute("SELECT content_hash FROM issues WHERE key = ?", [key]).fetchone()
-        return row[0] if row else None
-
-    def sentences(self, article_id: int) -> tuple[list[str], np.ndarray]:
-        """Return an article's sentences in order with their vectors (one row each)."""
-        rows = self.db.execute("SELECT text, vec FROM sentences WHERE article_id = ? ORDER BY seq",
-                               [article_id]).fetchall()
-        vectors = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 1))
-        return [r[0] for r in rows], vectors

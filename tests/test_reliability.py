@@ -154,15 +154,31 @@ def test_second_ingest_while_one_runs_is_told_to_retry_and_nothing_is_lost(data_
     assert {"2025-08-02.txt", "2025-08-03.txt"} <= set(os.listdir(data_dir / "bulletins"))
 
 
+@pytest.mark.parametrize("damage", ["deleted", "garbage"])
+def test_lost_or_damaged_vector_cache_changes_no_answer(data_dir, embedder, damage):
+    from index.vectors import VectorCache
+    before = _answers(data_dir, embedder)
+    for name in ("vectors.db", "vectors.db-wal", "vectors.db-shm"):
+        (data_dir / name).unlink(missing_ok=True)
+    if damage == "garbage":
+        (data_dir / "vectors.db").write_bytes(b"\x00garbage, not SQLite" * 500)
+    after = _answers(data_dir, embedder)           # the quoted article's sentences are embedded again
+    assert after.text == before.text and "21200" in after.text
+    assert VectorCache(data_dir / "vectors.db").count() > 0
+    assert (damage == "garbage") == any(p.name.startswith("vectors.db.damaged-") for p in data_dir.iterdir())
+
+
 def test_backup_and_restore_round_trip(data_dir, embedder, tmp_path):
     log = QueryLog(data_dir, b"salt")
     answer = _answers(data_dir, embedder)
     log.record(channel="cli", user_id=1, chat_type="private", question=QUESTION, answer=answer, latency_ms=5.0)
     archive = tmp_path / "bb.tar.gz"
     summary = backup(data_dir, archive)
-    assert len(summary["bulletins"]) == 5 and summary["querylog"]
+    assert len(summary["bulletins"]) == 5 and summary["querylog"] and summary["vectors"]
     target = tmp_path / "restored"
     restore(archive, target, index_identity(settings_for(target), embedder))
+    from index.vectors import VectorCache
+    assert VectorCache(target / "vectors.db").count() == VectorCache(data_dir / "vectors.db").count() > 300
     assert _corpus_digest(target) == _corpus_digest(data_dir)
     assert list(QueryLog(target, b"salt").db["queries"].rows)[0]["question"] == QUESTION
     assert "21200" in _answers(target, embedder).text
