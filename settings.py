@@ -53,6 +53,8 @@ class RetrievalSettings:
     rrf_k: int = 30                    # reciprocal rank fusion constant
     coverage_weight: float = 0.35      # rerank: fused score (1 = best) + this x weighted share of the question's terms
     top_k: int = 5                     # sources returned by default
+    common_term_share: float = 0.3     # in a large index, keyword search skips terms in more than this share of chunks
+    common_terms_from: int = 20000     # ... once the index holds this many chunks (below it, every term is matched)
 
 
 @dataclass(frozen=True)

@@ -184,8 +184,8 @@ class Answerer:
         when = question.when
         if when is not None and not when.vague and not any(t not in GENERIC for t in weights.idf):
             # "7月12日那天有哪些活动？": every article of those dates, retrieved or not
-            allowed = retriever.allowed(when)
-            return [a for i, a in store.all_articles().items() if i in allowed]
+            articles = store.all_articles()
+            return [articles[i] for i in retriever.allowed(when)]
         scored = [(weights.coverage(h.article.text, skip=GENERIC), h.article) for h in hits]
         top = max((s for s, _ in scored), default=0.0)
         floor = max(self.settings.answer.min_coverage, 0.6 * top)

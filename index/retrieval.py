@@ -38,13 +38,42 @@ class Hit:
         return 1 <= self.keyword_rank <= 2 and 1 <= self.vector_rank <= 2
 
 
-def in_range(article: StoredArticle, when: TimeRange) -> bool:
-    """Return whether an article's event dates or issue date fall in the range (or it names that year)."""
-    whole_year = (when.start.month, when.start.day, when.end.month, when.end.day) == (1, 1, 12, 31) \
-        and when.start.year == when.end.year
-    return (when.start <= article.issue_date <= when.end
-            or any(when.start <= d <= when.end for d in article.event_dates)
-            or (whole_year and f"{when.start.year}年" in article.text))
+class DateTable:
+    """Every article's issue and event dates as arrays, so a time range is matched without a Python loop.
+
+    An article is in a range when its issue date or one of its event dates falls in it, or, for a
+    whole calendar year, when its text names that year ("2024年").
+    """
+
+    def __init__(self, articles: dict[int, StoredArticle]):
+        self.articles = articles
+        self.ids = np.fromiter(articles, dtype=np.int64, count=len(articles))
+        self.issue = np.fromiter((a.issue_date.toordinal() for a in articles.values()), dtype=np.int64,
+                                 count=len(articles))
+        pairs = [(i, d.toordinal()) for i, a in articles.items() for d in a.event_dates]
+        self.event_ids = np.array([p[0] for p in pairs], dtype=np.int64)
+        self.event = np.array([p[1] for p in pairs], dtype=np.int64)
+        self.latest = int(self.issue.max()) if len(self.issue) else None
+        self._years: dict[int, set[int]] = {}
+
+    def naming_year(self, year: int) -> set[int]:
+        """Return the articles whose text names the year ("2024年"), computed once per year."""
+        if year not in self._years:
+            mark = f"{year}年"
+            self._years[year] = {i for i, a in self.articles.items() if mark in a.text}
+        return self._years[year]
+
+    def admitted(self, when: TimeRange) -> set[int]:
+        if when.latest_issue:
+            return set(self.ids[self.issue == self.latest].tolist()) if self.latest is not None else set()
+        start, end = when.start.toordinal(), when.end.toordinal()
+        found = set(self.ids[(self.issue >= start) & (self.issue <= end)].tolist())
+        found.update(self.event_ids[(self.event >= start) & (self.event <= end)].tolist())
+        whole_year = (when.start.month, when.start.day, when.end.month, when.end.day) == (1, 1, 12, 31) \
+            and when.start.year == when.end.year
+        if whole_year:
+            found |= self.naming_year(when.start.year)
+        return found
 
 
 class Retriever:
@@ -52,6 +81,8 @@ class Retriever:
 
     def __init__(self, store: IndexStore, embedder: Embedder, settings: RetrievalSettings):
         self.store, self.embedder, self.settings = store, embedder, settings
+        self._date_table: DateTable | None = None       # a Retriever serves one generation, never written
+        self._allowed: dict[TimeRange, set[int]] = {}
 
     @staticmethod
     def _ranked(pairs: list[tuple[int, float]], rows: dict[int, dict]) -> dict[int, list[tuple[int, int, float]]]:
@@ -65,13 +96,31 @@ class Retriever:
 
     def allowed(self, when: TimeRange | None) -> set[int] | None:
         """Return the article ids a time range admits, or None when it admits all."""
-        articles = self.store.all_articles()
         if when is None or when.vague:
             return None
-        if when.latest_issue:
-            latest = max((a.issue_date for a in articles.values()), default=None)
-            return {i for i, a in articles.items() if a.issue_date == latest}
-        return {i for i, a in articles.items() if in_range(a, when)}
+        if when not in self._allowed:
+            if len(self._allowed) >= 64:
+                self._allowed.clear()
+            self._allowed[when] = self._dates().admitted(when)
+        return self._allowed[when]
+
+    def _dates(self) -> "DateTable":
+        if self._date_table is None:
+            self._date_table = DateTable(self.store.all_articles())
+        return self._date_table
+
+    def selective_terms(self, terms: tuple[str, ...]) -> tuple[str, ...]:
+        """Return the terms keyword search matches: in a large index, those not found in most chunks.
+
+        When every term is that common, the rarest one is kept.
+        """
+        total = self.store.chunk_count()
+        if total < self.settings.common_terms_from or not terms:
+            return terms
+        counts = self.store.term_document_counts(terms)
+        limit = self.settings.common_term_share * total
+        kept = tuple(t for t in terms if counts.get(t, 0) <= limit)
+        return kept or (min(terms, key=lambda t: counts.get(t, 0)),)
 
     def search(self, question: str, when: TimeRange | None = None, today: dt.date | None = None,
                limit: int | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
@@ -80,7 +129,7 @@ class Retriever:
         n = self.settings.candidates * (4 if allowed is not None else 1)
         if query_vector is None:
             query_vector = self.embedder.encode_query(question)
-        keyword_pairs = self.store.keyword_search(query_terms(question), n)
+        keyword_pairs = self.store.keyword_search(self.selective_terms(query_terms(question)), n)
         vector_pairs = self.store.vector_search(query_vector, n)
         rows = self.store.chunk_rows(list({cid for cid, _ in keyword_pairs + vector_pairs}))   # one read for both
         keyword, vector = self._ranked(keyword_pairs, rows), self._ranked(vector_pairs, rows)

@@ -125,6 +125,7 @@ class IndexStore:
             self.vectors = faiss.read_index(str(self.path / FAISS_FILE))
         self._articles: dict[int, StoredArticle] = {}
         self._chunk_count: int | None = None
+        self._document_counts: dict[str, int] = {}
 
     # -- opening -------------------------------------------------------------------------------
     def _check_manifest(self, verify: bool) -> None:
@@ -163,6 +164,7 @@ class IndexStore:
         self.db.execute("DELETE FROM issues WHERE key = ?", [key])
         self._articles.clear()
         self._chunk_count = None
+        self._document_counts.clear()
         return removed
 
     def add_issue(self, issue: Issue, chunks: list[Chunk], vectors: np.ndarray) -> None:
@@ -191,6 +193,7 @@ class IndexStore:
                                       np.asarray(chunk_ids, dtype=np.int64))
         self._articles.clear()
         self._chunk_count = None
+        self._document_counts.clear()
 
     def _fit_index(self, progress: bool) -> None:
         """Make the FAISS index the type its size calls for (flat <-> HNSW), keeping every id."""
@@ -245,9 +248,14 @@ class IndexStore:
         """Return in how many chunks each term occurs (for IDF weights)."""
         if not terms:
             return {}
-        marks = ",".join("?" * len(terms))
-        rows = self.db.execute(f"SELECT term, doc FROM chunk_vocab WHERE term IN ({marks})", list(terms))
-        return {t: int(d) for t, d in rows}
+        missing = [t for t in dict.fromkeys(terms) if t not in self._document_counts]
+        if missing:                  # fts5vocab counts by walking the term's postings: remembered until a write
+            marks = ",".join("?" * len(missing))
+            found = dict(self.db.execute(f"SELECT term, doc FROM chunk_vocab WHERE term IN ({marks})", missing))
+            if len(self._document_counts) > 100_000:
+                self._document_counts.clear()
+            self._document_counts.update({t: int(found.get(t, 0)) for t in missing})
+        return {t: self._document_counts[t] for t in terms if self._document_counts[t]}
 
     def chunk_count(self) -> int:
         """Return the number of chunks, counted once until the next write."""

@@ -189,3 +189,49 @@ def test_ingest_reads_the_served_generation_without_loading_it(data_dir, embedde
     with pytest.raises(IndexCorrupt) as err:
         ingest_files(settings_for(data_dir), embedder, [BULLETINS / "2025-07-15.txt"])
     assert "reindex" in err.value.user_message
+
+
+def _in_range(article, when) -> bool:
+    """The rule, one article at a time: issue date or an event date in the range, or the year named."""
+    whole_year = (when.start.month, when.start.day, when.end.month, when.end.day) == (1, 1, 12, 31) \
+        and when.start.year == when.end.year
+    return (when.start <= article.issue_date <= when.end
+            or any(when.start <= d <= when.end for d in article.event_dates)
+            or (whole_year and f"{when.start.year}年" in article.text))
+
+
+def test_time_ranges_admit_exactly_the_articles_of_those_dates(built_data_dir, embedder):
+    import datetime as dt
+    from corpus.dates import TimeRange, parse_time_range
+    store = _store(built_data_dir, embedder)
+    retriever = Retriever(store, embedder, Settings().retrieval)
+    articles = store.all_articles()
+    ranges = [TimeRange(dt.date(2025, m, d), dt.date(2025, m, d) + dt.timedelta(days=span), "x")
+              for m in (6, 7, 8) for d in (1, 4, 12, 15, 23, 28) for span in (0, 2, 9)]
+    ranges += [TimeRange(dt.date(y, 1, 1), dt.date(y, 12, 31), f"{y}年") for y in (2023, 2024, 2025)]
+    checked = 0
+    for when in ranges:
+        expected = {i for i, a in articles.items() if _in_range(a, when)}
+        assert retriever.allowed(when) == expected, when
+        checked += bool(expected)
+    assert checked > 20                                # most ranges admit something
+    latest = parse_time_range("最近一期有哪些新闻？", dt.date(2025, 9, 20))
+    assert {articles[i].issue_date for i in retriever.allowed(latest)} == {dt.date(2025, 7, 24)}
+    assert retriever.allowed(None) is None
+
+
+def test_keyword_search_leaves_out_terms_most_chunks_hold_only_in_a_large_index(built_data_dir, embedder):
+    from dataclasses import replace as copy
+    from index.keywords import query_terms
+    store = _store(built_data_dir, embedder)
+    small = Retriever(store, embedder, Settings().retrieval)             # 58 chunks: far below the threshold
+    terms = query_terms("南阳市哪些医院组织过无偿献血？")
+    assert small.selective_terms(terms) == terms
+    large = Retriever(store, embedder, copy(Settings().retrieval, common_terms_from=10, common_term_share=0.3))
+    counts, total = store.term_document_counts(terms), store.chunk_count()
+    kept = large.selective_terms(terms)
+    assert set(kept) == {t for t in terms if counts.get(t, 0) <= 0.3 * total}
+    assert "献血" in kept and any(t not in kept for t in terms)       # the rare word stays, a common one goes
+    assert large.selective_terms(("南阳",)) == ("南阳",)                # nothing left out when all are common
+    hits = large.search("南阳市哪些医院组织过无偿献血？", limit=3)
+    assert hits and "献血" in hits[0].text
