@@ -39,6 +39,7 @@ class VectorIndexSettings:
     hnsw_m: int = 32                   # HNSW neighbours per node
     ef_construction: int = 80          # HNSW build-time search width
     ef_search: int = 128               # HNSW query-time search width (>= retrieval.candidates)
+    rebuild_dead_share: float = 0.1    # HNSW: rebuild once this share of its vectors belong to removed chunks
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -174,14 +175,18 @@ def ingest_files(settings: Settings, embedder: Embedder, paths: list[Path], prog
         todo = _classify([Path(p) for p in paths], issue_hashes(gens.current()), settings, report)
         if not todo:
             return report
-        path = gens.clone_current()
+        path = gens.new()
         try:
+            cache = VectorCache(settings.data_dir / "vectors.db")
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy") as pool:
+                copied = pool.submit(gens.copy_current, path)    # the copy runs while the new text is embedded
+                cache.embed(embedder, [x for _, issue, _ in todo for x in _passages(issue, settings)], progress)
+            copied.result()
             store = IndexStore(path, index_identity(settings, embedder), verify=False,   # a fresh copy of the served one
                                vector_settings=settings.vector_index)
-            cache = VectorCache(settings.data_dir / "vectors.db")
             for file, issue, replacing in tqdm(todo, desc="ingest", unit="issue", disable=not progress):
                 store.remove_issue(issue.key)
-                _add(store, issue, settings, embedder, cache, progress)
+                _add(store, issue, settings, embedder, cache, False)
                 _copy_into_corpus(file, issue, gens.corpus_dir)
                 (report.replaced if replacing else report.added).append(f"{file.name} ({issue.key}, {len(issue.articles)} 篇)")
             store.save()

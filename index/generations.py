@@ -52,17 +52,15 @@ class Generations:
         path.mkdir()
         return path
 
-    def clone_current(self) -> Path:
-        """Copy the served generation into a new one.
+    def copy_current(self, target: Path) -> None:
+        """Copy the served generation's files into ``target`` (a new, empty generation).
 
-        Plain file copies (the kernel's copy_file_range): a served generation is never written, and
+        Plain file copies (in the kernel, no Python loop): a served generation is never written, and
         the caller holds the write lock, so its files are whole and still.
         """
-        source, target = self.current(), self.new()
-        for item in source.iterdir():
+        for item in self.current().iterdir():
             if item.is_file():
                 shutil.copy2(item, target / item.name)
-        return target
 
     def swap(self, path: Path) -> None:
         """Point ``current`` at ``path`` atomically, then prune old generations."""

@@ -19,7 +19,7 @@ from index.keywords import fts_query, tokenize
 from settings import VectorIndexSettings
 
 DB_FILE, FAISS_FILE, MANIFEST_FILE = "bulletins.db", "vectors.faiss", "manifest.json"
-FORMAT = 2                   # 2: sentence vectors live in the shared vector cache, not here
+FORMAT = 3                   # 2: sentence vectors in the shared vector cache; 3: dead_vectors
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ def _create_schema(db: sqlite_utils.Database) -> None:
                         pk="id", foreign_keys=[("article_id", "articles")])
     db["articles"].create_index(["issue_key"])
     db["chunks"].create_index(["article_id"])
+    db["dead_vectors"].create({"id": int}, pk="id")    # HNSW ids of removed chunks, skipped by every search
     db.execute("CREATE VIRTUAL TABLE chunk_terms USING fts5(terms, tokenize='unicode61 remove_diacritics 0')")
     db.execute("CREATE VIRTUAL TABLE chunk_vocab USING fts5vocab(chunk_terms, 'row')")
 
@@ -105,8 +106,9 @@ class IndexStore:
     """Read and write one generation directory.
 
     The FAISS index is exact (IndexFlatIP) while small and HNSW once it holds ``exact_below`` vectors.
-    HNSW cannot remove vectors: removing an issue turns it back into a flat index of the remaining
-    vectors (read back from HNSW's own flat storage), and ``save`` builds HNSW again.
+    HNSW cannot remove vectors: removing an issue marks its vectors dead (table ``dead_vectors``;
+    searches skip them, new chunks never reuse their ids), and ``save`` rebuilds HNSW from the live
+    vectors once the dead reach ``rebuild_dead_share`` of them.
     """
 
     def __init__(self, path: Path, identity: dict, *, create: bool = False, verify: bool = True,
@@ -126,6 +128,8 @@ class IndexStore:
         self._articles: dict[int, StoredArticle] = {}
         self._chunk_count: int | None = None
         self._document_counts: dict[str, int] = {}
+        self._dead = np.array([r[0] for r in self.db.execute("SELECT id FROM dead_vectors")], dtype=np.int64)
+        self._search_params = None
 
     # -- opening -------------------------------------------------------------------------------
     def _check_manifest(self, verify: bool) -> None:
@@ -151,10 +155,9 @@ class IndexStore:
             "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE a.issue_key = ?", [key])]
         if ids:
             if index_kind(self.vectors) == "hnsw":
-                all_ids, vectors = _all_vectors(self.vectors)
-                keep = ~np.isin(all_ids, ids)
-                self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
-                self.vectors.add_with_ids(vectors[keep], all_ids[keep])
+                self.db.conn.executemany("INSERT INTO dead_vectors (id) VALUES (?)", [(i,) for i in ids])
+                self._dead = np.union1d(self._dead, np.asarray(ids, dtype=np.int64))
+                self._search_params = None
             else:
                 self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
             self.db.conn.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
@@ -182,9 +185,11 @@ class IndexStore:
                     [issue.key, article.position, article.title, article.body, article.unit,
                      json.dumps([d.isoformat() for d in article.event_dates])]).lastrowid
             chunk_ids = []
-            for chunk in chunks:
-                cid = conn.execute("INSERT INTO chunks (article_id, seq, text, hash) VALUES (?, ?, ?, ?)",
-                                   [article_ids[chunk.article_key[1]], chunk.seq, chunk.text, chunk.hash]).lastrowid
+            next_id = max(conn.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()[0],
+                          int(self._dead.max()) if len(self._dead) else 0) + 1   # a dead id is never reused
+            for cid, chunk in enumerate(chunks, start=next_id):
+                conn.execute("INSERT INTO chunks (id, article_id, seq, text, hash) VALUES (?, ?, ?, ?, ?)",
+                             [cid, article_ids[chunk.article_key[1]], chunk.seq, chunk.text, chunk.hash])
                 conn.execute("INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
                              [cid, " ".join(tokenize(chunk.embed_text))])
                 chunk_ids.append(cid)
@@ -196,10 +201,18 @@ class IndexStore:
         self._document_counts.clear()
 
     def _fit_index(self, progress: bool) -> None:
-        """Make the FAISS index the type its size calls for (flat <-> HNSW), keeping every id."""
-        wanted = "hnsw" if self.vectors.ntotal >= self.vector_settings.exact_below else "flat"
-        if index_kind(self.vectors) != wanted:
-            self.vectors = sized_index(*_all_vectors(self.vectors), self.vector_settings, progress)
+        """Make the FAISS index the type its size calls for (flat <-> HNSW), dropping dead vectors when
+        there are many (or the type changes)."""
+        live = self.vectors.ntotal - len(self._dead)
+        wanted = "hnsw" if live >= self.vector_settings.exact_below else "flat"
+        if index_kind(self.vectors) != wanted or len(self._dead) > self.vector_settings.rebuild_dead_share * live:
+            ids, vectors = _all_vectors(self.vectors)
+            keep = ~np.isin(ids, self._dead)
+            self.vectors = sized_index(ids[keep], vectors[keep], self.vector_settings, progress)
+            self.db.execute("DELETE FROM dead_vectors")
+            self.db.conn.commit()
+            self._dead = np.zeros(0, dtype=np.int64)
+            self._search_params = None
 
     def save(self, extra: dict | None = None, progress: bool = False) -> None:
         """Fit the index type to the size, write the FAISS file with faiss' own writer, then the manifest."""
@@ -209,7 +222,8 @@ class IndexStore:
         files = {name: _sha256(self.path / name) for name in (DB_FILE, FAISS_FILE)}
         manifest = {"format": FORMAT, **self.identity, "files": files,
                     "issues": self.db["issues"].count, "articles": self.db["articles"].count,
-                    "chunks": self.db["chunks"].count, "vectors": int(self.vectors.ntotal),
+                    "chunks": self.db["chunks"].count, "vectors": int(self.vectors.ntotal - len(self._dead)),
+                    "dead_vectors": len(self._dead),
                     "faiss": self._faiss_description(),
                     "saved_at": dt.datetime.now().isoformat(timespec="seconds"), **(extra or {})}
         tmp = self.path / (MANIFEST_FILE + ".tmp")
@@ -241,8 +255,21 @@ class IndexStore:
         """Return (chunk id, cosine) of the nearest chunks."""
         if self.vectors.ntotal == 0:
             return []
-        scores, ids = self.vectors.search(query.reshape(1, -1).astype(np.float32), min(limit, self.vectors.ntotal))
+        query = query.reshape(1, -1).astype(np.float32)
+        if not len(self._dead):
+            scores, ids = self.vectors.search(query, min(limit, self.vectors.ntotal))
+        else:
+            scores, ids = self.vectors.search(query, min(limit, self.vectors.ntotal), params=self._skip_dead())
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def _skip_dead(self) -> faiss.SearchParameters:
+        """Return HNSW search parameters that pass over dead ids (built once until the next write)."""
+        if self._search_params is None:
+            batch = faiss.IDSelectorBatch(self._dead)
+            params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorNot(batch),
+                                                efSearch=faiss.downcast_index(self.vectors.index).hnsw.efSearch)
+            self._search_params = (params, batch)       # the selector must outlive the parameters
+        return self._search_params[0]
 
     def term_document_counts(self, terms: tuple[str, ...]) -> dict[str, int]:
         """Return in how many chunks each term occurs (for IDF weights)."""

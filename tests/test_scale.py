@@ -65,10 +65,12 @@ def _open(data_dir: Path, embedder) -> IndexStore:
 
 
 def _consistent(store: IndexStore) -> None:
-    """Every FAISS id is a chunk and every chunk has a vector."""
+    """Every live FAISS id is a chunk, every chunk has a vector, and no chunk has a dead id."""
     ids, _ = _all_vectors(store.vectors)
+    dead = {r[0] for r in store.db.execute("SELECT id FROM dead_vectors")}
     chunk_ids = {r[0] for r in store.db.execute("SELECT id FROM chunks")}
-    assert sorted(ids) == sorted(chunk_ids)
+    assert sorted(set(ids) - dead) == sorted(chunk_ids) and len(ids) == len(set(ids))
+    assert not dead & chunk_ids and dead <= set(ids)
 
 
 def test_manifest_records_the_index_type(hnsw_data_dir, embedder):
@@ -116,3 +118,33 @@ def test_scale_bench_runs_at_a_tiny_size_and_writes_json(tmp_path, embedder, mon
     assert written["sizes"][-1]["index"] == "hnsw" and written["sizes"][-1]["recall_at_10"] >= 0.98
     assert written["sample"]["raw_encode_passages_per_s"] > 0 and written["sizes"][0]["pipe"]["cold_start_s"] > 0
     assert "| issues |" in (out / "scale.md").read_text(encoding="utf-8")
+
+
+def test_replacing_an_issue_on_hnsw_marks_its_vectors_dead_then_compacts(hnsw_data_dir, embedder, tmp_path):
+    lazy = settings_for(hnsw_data_dir, vector_index={"exact_below": 20, "rebuild_dead_share": 0.9})
+    old = _open(hnsw_data_dir, embedder)
+    old_ids = {r[0] for r in old.db.execute(
+        "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE a.issue_key = '2025-06-04'")}
+    hnsw_before = old.vectors.ntotal
+    changed = tmp_path / "2025-06-04.txt"
+    changed.write_text((BULLETINS / "2025-06-04.txt").read_text(encoding="utf-8").replace("健康管家", "健康守门人", 1),
+                       encoding="utf-8")
+    assert ingest_files(lazy, embedder, [changed]).replaced
+    store = _open(hnsw_data_dir, embedder)
+    dead = {r[0] for r in store.db.execute("SELECT id FROM dead_vectors")}
+    assert dead == old_ids and index_kind(store.vectors) == "hnsw"        # no rebuild: the old vectors stay, dead
+    assert store.vectors.ntotal > hnsw_before and store.manifest["dead_vectors"] == len(dead)
+    _consistent(store)
+    ids, vectors = _all_vectors(store.vectors)
+    for i in np.flatnonzero(np.isin(ids, list(dead))):
+        found = [cid for cid, _ in store.vector_search(vectors[i], 10)]
+        assert found and not set(found) & dead                           # its own vector no longer finds it
+    eager = settings_for(hnsw_data_dir, vector_index={"exact_below": 20, "rebuild_dead_share": 0.1})
+    again = tmp_path / "again" / "2025-06-04.txt"
+    again.parent.mkdir()
+    again.write_text(changed.read_text(encoding="utf-8").replace("健康守门人", "健康管家", 1), encoding="utf-8")
+    assert ingest_files(eager, embedder, [again]).replaced
+    store = _open(hnsw_data_dir, embedder)
+    assert store.db.execute("SELECT count(*) FROM dead_vectors").fetchone()[0] == 0
+    assert store.vectors.ntotal == store.chunk_count() and index_kind(store.vectors) == "hnsw"
+    _consistent(store)
