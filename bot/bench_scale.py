@@ -119,12 +119,13 @@ def measure_sample(settings: Settings, embedder, files: list[Path], say) -> tupl
     gens.corpus_dir.mkdir(parents=True, exist_ok=True)
     for f in files:
         shutil.copy2(f, gens.corpus_dir / f.name)
-    texts = []
+    unique = {}                                    # a build embeds each distinct text once
     for f in files:
         chunks, sentences = _texts_of(load_issue(f, 1 << 26), settings)
-        texts += [x.embed_text for x in chunks + sentences]
+        unique.update((x.hash, x.embed_text) for x in chunks + sentences)
+    texts = list(unique.values())
     tokens = _token_counts(texts)
-    say(f"sample: {len(files)} real-text synthetic issues, {len(texts)} passages (chunks + sentences) to embed")
+    say(f"sample: {len(files)} real-text synthetic issues, {len(texts)} distinct passages (chunks + sentences) to embed")
     raw = random.Random(1).sample(texts, min(len(texts), 256))
     start = time.perf_counter()
     embedder.encode_passages(raw)

@@ -61,10 +61,13 @@ class QueryLog:
         with self._lock:
             return self.db["queries"].insert(row).last_pk
 
-    def feedback(self, query_id: int, value: int) -> bool:
-        """Store +1 / -1 for a logged question; return False if there is no such question."""
+    def feedback(self, query_id: int, value: int, user: str | None = None) -> bool:
+        """Store +1 / -1 for a logged question (only from ``user``, a user_hash, when given); return whether stored."""
+        sql, args = "UPDATE queries SET feedback = ? WHERE id = ?", [1 if value > 0 else -1, query_id]
+        if user is not None:
+            sql, args = sql + " AND user = ?", args + [user]
         with self._lock:
-            cur = self.db.execute("UPDATE queries SET feedback = ? WHERE id = ?", [1 if value > 0 else -1, query_id])
+            cur = self.db.execute(sql, args)
             self.db.conn.commit()
             return cur.rowcount == 1
 

@@ -167,9 +167,10 @@ class Handlers:
         await self.send(context, update.effective_chat.id, article_text(article))
 
     async def feedback_button(self, update: Update, context: Context) -> None:
-        """Record 👍 / 👎 for the logged question."""
+        """Record 👍 / 👎 for the logged question: only the person who asked it counts (groups share buttons)."""
         _, query_id, value = update.callback_query.data.split(":")
-        ok = await asyncio.to_thread(self.querylog.feedback, int(query_id), int(value))
+        asker = self.querylog.user_hash(CHANNEL, update.effective_user.id)
+        ok = await asyncio.to_thread(self.querylog.feedback, int(query_id), int(value), asker)
         await update.callback_query.answer(replies.TG_FEEDBACK_THANKS if ok else replies.TG_FEEDBACK_UNKNOWN)
 
     async def search_button(self, update: Update, context: Context) -> None:

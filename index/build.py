@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -178,10 +177,11 @@ def ingest_files(settings: Settings, embedder: Embedder, paths: list[Path], prog
         path = gens.new()
         try:
             cache = VectorCache(settings.data_dir / "vectors.db")
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy") as pool:
-                copied = pool.submit(gens.copy_current, path)    # the copy runs while the new text is embedded
+            copied = gens.start_copy(path)                # the copy runs while the new text is embedded
+            try:
                 cache.embed(embedder, [x for _, issue, _ in todo for x in _passages(issue, settings)], progress)
-            copied.result()
+            finally:
+                copied()
             store = IndexStore(path, index_identity(settings, embedder), verify=False,   # a fresh copy of the served one
                                vector_settings=settings.vector_index)
             for file, issue, replacing in tqdm(todo, desc="ingest", unit="issue", disable=not progress):

@@ -15,9 +15,11 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from errors import IndexBusy
 
@@ -52,15 +54,24 @@ class Generations:
         path.mkdir()
         return path
 
-    def copy_current(self, target: Path) -> None:
-        """Copy the served generation's files into ``target`` (a new, empty generation).
+    def start_copy(self, target: Path) -> Callable[[], None]:
+        """Start copying the served generation's files into ``target`` (a new, empty generation).
 
-        Plain file copies (in the kernel, no Python loop): a served generation is never written, and
-        the caller holds the write lock, so its files are whole and still.
+        The copies run in `cp` child processes, so they proceed while this process embeds (the
+        encoders hold the GIL); call the returned function to wait for them (it raises if one failed).
+        A served generation is never written and the caller holds the write lock, so its files are
+        whole and still.
         """
-        for item in self.current().iterdir():
-            if item.is_file():
-                shutil.copy2(item, target / item.name)
+        jobs = [(item.name, subprocess.Popen(["cp", "-p", "--", str(item), str(target / item.name)],
+                                             stderr=subprocess.PIPE))
+                for item in sorted(self.current().iterdir()) if item.is_file()]
+
+        def wait() -> None:
+            failed = [(name, proc.communicate()[1].decode(errors="replace").strip()) for name, proc in jobs
+                      if proc.wait() != 0]
+            if failed:
+                raise OSError(f"copying the served index failed: {failed}")
+        return wait
 
     def swap(self, path: Path) -> None:
         """Point ``current`` at ``path`` atomically, then prune old generations."""

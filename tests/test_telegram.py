@@ -135,6 +135,11 @@ def test_source_button_shows_the_full_article_and_feedback_is_logged(api, queryl
     assert thanks
     query_id = int(down["callback_data"].split(":")[1])
     assert querylog.db["queries"].get(query_id)["feedback"] == -1
+    other = new_user()                                 # in a group anyone sees the buttons: only the asker counts
+    mark = api.mark()
+    api.callback(other, api.sent_message(answer), up["callback_data"])
+    assert api.wait_for("answerCallbackQuery", lambda p: p.get("text") == replies.TG_FEEDBACK_UNKNOWN, after=mark)
+    assert querylog.db["queries"].get(query_id)["feedback"] == -1
 
 
 def test_split_html_keeps_every_part_within_the_limit_and_escaped():
