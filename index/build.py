@@ -1,6 +1,7 @@
 """Build and update the index: file -> articles -> chunks -> vectors -> FAISS + SQLite, swapped in whole."""
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from errors import BadBulletin
 from index.chunking import article_sentences, chunk_article, make_splitter
 from index.embedding import Embedder
 from index.generations import Generations
-from index.store import IndexStore, issue_hashes
+from index.store import FORMAT, MANIFEST_FILE, IndexStore, issue_hashes
 from index.vectors import VectorCache
 from settings import Settings
 
@@ -134,17 +135,28 @@ def ensure_index(settings: Settings, embedder: Embedder, progress: bool = False)
     """Return the served generation, first seeding the corpus folder with the bundled bulletins."""
     gens = Generations(settings.data_dir)
     current = gens.current()
-    if current is not None:
+    if current is not None and not _older_format(current):
         return current
     with gens.write_lock(wait=True):
         current = gens.current()
-        if current is not None:
+        if current is not None and not _older_format(current):
             return current
+        if current is not None:                       # written by an older version: rebuilt from the corpus
+            log.warning("index %s has an older format; rebuilding it (cached vectors are reused)", current.name)
         gens.corpus_dir.mkdir(parents=True, exist_ok=True)
         if not any(gens.corpus_dir.iterdir()):
             for file in bundled_bulletins():
                 shutil.copy2(file, gens.corpus_dir / file.name)
         return _build_locked(settings, embedder, gens, progress)
+
+
+def _older_format(generation: Path) -> bool:
+    """Tell whether a generation's manifest names an older storage format than this version writes."""
+    try:
+        built = json.loads((generation / MANIFEST_FILE).read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError):
+        return False                                  # a missing manifest is IndexCorrupt's business, on open
+    return isinstance(built, int) and built < FORMAT
 
 
 def _classify(paths: list[Path], known_hashes: dict[str, str], settings: Settings,
