@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bot.bench import SAMPLE_QUESTIONS, percentile
+from index.build import chunks_and_sentences
 from index.vectors import VectorCache, model_key
 from settings import Settings, replace
 
@@ -88,13 +89,6 @@ def _perturbed(base: np.ndarray, count: int, rng: np.random.Generator) -> np.nda
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _texts_of(issue, settings: Settings) -> tuple[list, list]:
-    from index.chunking import article_sentences, chunk_article, make_splitter
-    splitter = make_splitter(settings.chunking)
-    chunks = [c for a in issue.articles for c in chunk_article(a, issue.key, issue.date, splitter)]
-    return chunks, [s for a in issue.articles for s in article_sentences(a, issue.key)]
-
-
 def recall_at_10(index, queries: np.ndarray) -> float:
     """Return recall@10 of an IndexIDMap2 against exact inner-product search over its own vectors."""
     import faiss
@@ -121,7 +115,7 @@ def measure_sample(settings: Settings, embedder, files: list[Path], say) -> tupl
         shutil.copy2(f, gens.corpus_dir / f.name)
     unique = {}                                    # a build embeds each distinct text once
     for f in files:
-        chunks, sentences = _texts_of(load_issue(f, 1 << 26), settings)
+        chunks, sentences = chunks_and_sentences(load_issue(f, 1 << 26), settings)
         unique.update((x.hash, x.embed_text) for x in chunks + sentences)
     texts = list(unique.values())
     tokens = _token_counts(texts)
@@ -174,7 +168,7 @@ def fill_index(settings: Settings, embedder, files: list[Path], base: np.ndarray
     cache = VectorCache(settings.data_dir / "vectors.db")
     for f in tqdm(files, desc=f"fill {len(files)} issues", unit="issue"):
         issue = load_issue(f, 1 << 26)
-        chunks, sentences = _texts_of(issue, settings)
+        chunks, sentences = chunks_and_sentences(issue, settings)
         vectors = _perturbed(base, len(chunks) + len(sentences), rng)
         store.add_issue(issue, chunks, vectors[:len(chunks)])
         cache.put(model_key(embedder), [x.hash for x in chunks + sentences], vectors)
@@ -188,7 +182,7 @@ def fill_index(settings: Settings, embedder, files: list[Path], base: np.ndarray
 def _forget_vectors(settings: Settings, embedder, file: Path) -> int:
     """Drop a file's chunk and sentence vectors from the cache, so adding it embeds all of them; return how many."""
     from corpus.articles import load_issue
-    chunks, sentences = _texts_of(load_issue(file, 1 << 26), settings)
+    chunks, sentences = chunks_and_sentences(load_issue(file, 1 << 26), settings)
     hashes = list({x.hash for x in chunks + sentences})
     cache = VectorCache(settings.data_dir / "vectors.db")
     with cache.conn:
@@ -373,7 +367,7 @@ def compare_encoders(model: str, count: int = 256, say=print) -> list[dict]:
     from index.build import bundled_bulletins
     from corpus.articles import load_issue
     settings = Settings()
-    texts = [x.embed_text for f in bundled_bulletins() for x in sum(_texts_of(load_issue(f, 1 << 26), settings), [])]
+    texts = [x.embed_text for f in bundled_bulletins() for x in sum(chunks_and_sentences(load_issue(f, 1 << 26), settings), [])]
     texts = random.Random(5).sample(texts, min(count, len(texts)))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

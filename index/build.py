@@ -61,14 +61,15 @@ def _max_bytes(settings: Settings) -> int:
     return int(settings.data.max_file_mb * 1024 * 1024)
 
 
-def _chunks_and_sentences(issue: Issue, settings: Settings) -> tuple[list, list]:
+def chunks_and_sentences(issue: Issue, settings: Settings) -> tuple[list, list]:
+    """Return what an issue puts in the index: its chunks and its articles' sentences."""
     splitter = make_splitter(settings.chunking)
     chunks = [c for a in issue.articles for c in chunk_article(a, issue.key, issue.date, splitter)]
     return chunks, [s for a in issue.articles for s in article_sentences(a, issue.key)]
 
 
 def _passages(issue: Issue, settings: Settings) -> list:
-    chunks, sentences = _chunks_and_sentences(issue, settings)
+    chunks, sentences = chunks_and_sentences(issue, settings)
     return chunks + sentences
 
 
@@ -86,7 +87,7 @@ def _load_all(files: list[Path], settings: Settings) -> dict[Path, Issue | None]
 
 def _add(store: IndexStore, issue: Issue, settings: Settings, embedder: Embedder,
          cache: VectorCache, progress: bool) -> None:
-    chunks, sentences = _chunks_and_sentences(issue, settings)
+    chunks, sentences = chunks_and_sentences(issue, settings)
     vectors = cache.embed(embedder, chunks + sentences, progress=progress)   # sentences stay in the cache
     store.add_issue(issue, chunks, vectors[:len(chunks)])
 
