@@ -135,8 +135,7 @@ def measure_sample(settings: Settings, embedder, files: list[Path], say) -> tupl
     chunks = store.chunk_count()
     store.close()
     cache = VectorCache(settings.data_dir / "vectors.db")      # every chunk and sentence vector of the sample
-    vectors = np.vstack([np.frombuffer(r[0], dtype=np.float32)[None]
-                         for r in cache.conn.execute("SELECT vec FROM vectors WHERE model = ?", [model_key(embedder)])])
+    vectors = cache.all(model_key(embedder))
     cache.close()
     return {"issues": len(files), "chunks": chunks, "passages": len(texts), "tokens": sum(tokens),
             "raw_encode_passages_per_s": len(raw) / raw_s, "raw_encode_tokens_per_s": raw_tokens / raw_s,
@@ -185,9 +184,7 @@ def _forget_vectors(settings: Settings, embedder, file: Path) -> int:
     chunks, sentences = chunks_and_sentences(load_issue(file, 1 << 26), settings)
     hashes = list({x.hash for x in chunks + sentences})
     cache = VectorCache(settings.data_dir / "vectors.db")
-    with cache.conn:
-        cache.conn.executemany("DELETE FROM vectors WHERE model = ? AND hash = ?",
-                               [(model_key(embedder), h) for h in hashes])
+    cache.forget(model_key(embedder), hashes)
     cache.close()
     return len(hashes)
 

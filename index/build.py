@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from tqdm import tqdm
 
 from corpus.articles import load_issue
@@ -68,11 +69,6 @@ def chunks_and_sentences(issue: Issue, settings: Settings) -> tuple[list, list]:
     return chunks, [s for a in issue.articles for s in article_sentences(a, issue.key)]
 
 
-def _passages(issue: Issue, settings: Settings) -> list:
-    chunks, sentences = chunks_and_sentences(issue, settings)
-    return chunks + sentences
-
-
 def _load_all(files: list[Path], settings: Settings) -> dict[Path, Issue | None]:
     """Parse every corpus file; a file that is not a bulletin maps to None (and is logged)."""
     issues: dict[Path, Issue | None] = {}
@@ -85,11 +81,17 @@ def _load_all(files: list[Path], settings: Settings) -> dict[Path, Issue | None]
     return issues
 
 
-def _add(store: IndexStore, issue: Issue, settings: Settings, embedder: Embedder,
-         cache: VectorCache, progress: bool) -> None:
-    chunks, sentences = chunks_and_sentences(issue, settings)
-    vectors = cache.embed(embedder, chunks + sentences, progress=progress)   # sentences stay in the cache
-    store.add_issue(issue, chunks, vectors[:len(chunks)])
+def _embed_issues(issues: list[Issue], settings: Settings, embedder: Embedder, cache: VectorCache,
+                  progress: bool) -> list[tuple[list, np.ndarray]]:
+    """Return each issue's chunks with their vectors, embedding all issues' passages in one pass (full
+    batches, whatever the issue sizes). Sentence vectors go to the cache only: answers read them there."""
+    parts = [chunks_and_sentences(issue, settings) for issue in issues]
+    vectors = cache.embed(embedder, [x for chunks, sentences in parts for x in chunks + sentences], progress)
+    out, at = [], 0
+    for chunks, sentences in parts:
+        out.append((chunks, vectors[at:at + len(chunks)]))
+        at += len(chunks) + len(sentences)
+    return out
 
 
 def build_index(settings: Settings, embedder: Embedder, progress: bool = False, wait: bool = True,
@@ -112,13 +114,13 @@ def _build_locked(settings: Settings, embedder: Embedder, gens: Generations, pro
                            vector_settings=settings.vector_index)
         cache = VectorCache(settings.data_dir / "vectors.db")
         issues = _load_all(files, settings)
-        # Embed every issue's passages in one pass first: full batches, whatever the issue sizes.
-        cache.embed(embedder, [x for issue in issues.values() if issue for x in _passages(issue, settings)], progress)
+        parsed = [file for file in files if issues[file] is not None]
+        embedded = dict(zip(parsed, _embed_issues([issues[f] for f in parsed], settings, embedder, cache, progress)))
         for done, file in enumerate(tqdm(files, desc="reindex", unit="issue", disable=not progress), start=1):
             issue = issues[file]
             if issue is not None:
                 store.remove_issue(issue.key)          # a later file of the same date wins
-                _add(store, issue, settings, embedder, cache, False)
+                store.add_issue(issue, *embedded[file])
             if on_issue is not None:
                 on_issue(done, len(files), file.name)
         store.save(progress=progress)
@@ -192,14 +194,14 @@ def ingest_files(settings: Settings, embedder: Embedder, paths: list[Path], prog
             cache = VectorCache(settings.data_dir / "vectors.db")
             copied = gens.start_copy(path)                # the copy runs while the new text is embedded
             try:
-                cache.embed(embedder, [x for _, issue, _ in todo for x in _passages(issue, settings)], progress)
+                embedded = _embed_issues([issue for _, issue, _ in todo], settings, embedder, cache, progress)
             finally:
                 copied()
             store = IndexStore(path, index_identity(settings, embedder), verify=False,   # a fresh copy of the served one
                                vector_settings=settings.vector_index)
-            for file, issue, replacing in tqdm(todo, desc="ingest", unit="issue", disable=not progress):
+            for (file, issue, replacing), (chunks, vectors) in zip(todo, embedded):
                 store.remove_issue(issue.key)
-                _add(store, issue, settings, embedder, cache, False)
+                store.add_issue(issue, chunks, vectors)
                 _copy_into_corpus(file, issue, gens.corpus_dir)
                 (report.replaced if replacing else report.added).append(f"{file.name} ({issue.key}, {len(issue.articles)} 篇)")
             store.save()

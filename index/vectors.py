@@ -105,6 +105,17 @@ class VectorCache:
                 out[i] = by_hash[items[i].hash]
         return out
 
+    def all(self, model: str) -> np.ndarray:
+        """Return every vector the cache holds for a model, one row each."""
+        with self._lock:
+            rows = self.conn.execute("SELECT vec FROM vectors WHERE model = ?", [model]).fetchall()
+        return np.vstack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
+
+    def forget(self, model: str, hashes: Sequence[str]) -> None:
+        """Drop the vectors of these hashes (they are embedded again when next needed)."""
+        with self._lock, self.conn:
+            self.conn.executemany("DELETE FROM vectors WHERE model = ? AND hash = ?", [(model, h) for h in hashes])
+
     def count(self) -> int:
         with self._lock:
             return self.conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
