@@ -44,7 +44,7 @@ class Source:
 
     def to_json(self) -> dict:
         return {"title": self.title, "date": self.date.isoformat(), "unit": self.unit,
-                "text": self.text, "score": round(float(self.score), 6)}
+                "text": self.text, "score": round(float(self.score), 6), "article_id": self.article_id}
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,13 @@ class Answer:
     abstained: bool
     sources: tuple[Source, ...] = field(default_factory=tuple)
     cited: tuple[Source, ...] = field(default_factory=tuple)   # the articles the text quotes
+    nearest: Source | None = None                               # an abstention's closest article
 
     def to_json(self, question: str) -> dict:
         return {"question": question, "answer": self.text, "abstained": self.abstained,
-                "sources": [s.to_json() for s in self.sources]}
+                "sources": [s.to_json() for s in self.sources],
+                "cited": [s.to_json() for s in self.cited],
+                "nearest": self.nearest.to_json() if self.nearest is not None else None}
 
 
 class Answerer:
@@ -137,8 +140,7 @@ class Answerer:
             answer = self._listing(question, hits, weights, pick, store, retriever)
         else:
             answer = self._quote(question, hits, weights, pick)
-        answer = Answer(answer.text, answer.abstained, _passages(hits, k or self.settings.retrieval.top_k),
-                        answer.cited)
+        answer = replace(answer, sources=_passages(hits, k or self.settings.retrieval.top_k))
         # 4. optionally let an LLM rephrase it (citations kept, numbers checked)
         if self._generator is not None and not answer.abstained:
             answer = self._generator.rewrite(text, answer)
@@ -233,4 +235,4 @@ def _abstain(when: TimeRange | None, nearest: Hit | None, reason: str = "") -> A
     if nearest is not None:
         a = nearest.article
         text += "\n" + replies.NEAREST.format(date=a.issue_date.isoformat(), title=a.title)
-    return Answer(text, True, (), ())
+    return Answer(text, True, (), (), _source(nearest) if nearest is not None else None)
