@@ -58,8 +58,12 @@ class RetrievalSettings:
     common_terms_from: int = 20000     # ... once the index holds this many chunks (below it, every term is matched)
 
 
+READERS = ("rules", "fitted")
+
+
 @dataclass(frozen=True)
 class AnswerSettings:
+    reader: str = "fitted"             # "rules": quote by the hand-set scorer; "fitted": the reader of bot/reader
     max_sentences: int = 3             # sentences quoted from the best article
     max_articles: int = 2              # articles quoted in a non-listing answer
     min_coverage: float = 0.25         # abstain below this weighted share of the question's terms in the best article
@@ -180,6 +184,8 @@ def parse_settings(raw: dict) -> Settings:
     for f in dataclasses.fields(Settings):
         cls = f.default_factory().__class__
         kwargs[f.name] = _section(cls, f.name, raw.get(f.name, {}))
+    if kwargs["answer"].reader not in READERS:
+        raise ConfigError(f"config: [answer] reader must be one of {', '.join(READERS)}, got {kwargs['answer'].reader!r}")
     return Settings(**kwargs)
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from bot import replies
 from bot.question import GENERIC, Question, Weights, expand_aliases, missing_answer_type, ordinal_mismatch
 from bot.quoting import SentencePicker
+from bot.reader.features import Evidence, build_evidence, named_places
+from bot.reader.model import ReaderModel, Reading, bundled_model
 from corpus.dates import TimeRange
 from errors import BulletinBotError
 from index.build import ensure_index, index_identity
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 500          # longer messages are cut before retrieval
 EMBED_CHARS = 160                 # ... and embedded only this far: encoder time grows with length squared
 PASSAGES_PER_ARTICLE = 2          # evidence passages shown per article in `sources`
-SECOND_ARTICLE_SHARE = 0.85       # quote a second article only if it covers the question nearly as well
+SECOND_ARTICLE_SHARE = 0.85       # rules reader: quote a second article only if it covers the question nearly as well
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,27 @@ class Answer:
                 "nearest": self.nearest.to_json() if self.nearest is not None else None}
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A question read and its evidence gathered, before any fitted weights are applied."""
+
+    text: str
+    question: Question
+    weights: Weights
+    query: object
+    hits: list[Hit]
+    evidence: Evidence
+    store: IndexStore
+    retriever: Retriever
+
+
 class Answerer:
     """Answer questions from the served index generation, reopening it when a writer swaps in a new one."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, today: dt.date | None = None,
-                 progress: bool = False):
+                 progress: bool = False, reader: ReaderModel | None = None):
         self.settings = settings
+        self._reader = reader
         self.embedder = embedder or Embedder(settings.embedding)
         self.today_override = today
         self._lock = threading.Lock()
@@ -82,6 +99,17 @@ class Answerer:
             from bot.generate import Generator
             self._generator = Generator(settings.generation)
         self.refresh()
+
+    @property
+    def reader(self) -> ReaderModel:
+        """The fitted reader (bot/reader/model.json unless one was given)."""
+        if self._reader is None:
+            self._reader = bundled_model()
+        return self._reader
+
+    @reader.setter
+    def reader(self, model: ReaderModel) -> None:
+        self._reader = model
 
     @property
     def today(self) -> dt.date:
@@ -121,32 +149,70 @@ class Answerer:
     def store(self) -> IndexStore:
         return self.refresh()[0]
 
-    def answer(self, text: str, k: int | None = None) -> Answer:
-        """Answer one question: retrieve articles, check they hold the answer, quote and cite them."""
+    def prepare(self, text: str) -> "Prepared | None":
+        """Read the question and gather its evidence (retrieval and sentence features); None if it is empty."""
         text = (text or "").strip()[:MAX_QUESTION_CHARS]
         store, retriever = self.refresh()
         # 1. read the question: short names expanded, time range, listing or not, terms and their weights
         question = Question.read(expand_aliases(text), self.today)
-        if not question.terms and question.when is None:
-            return Answer(replies.EMPTY_QUESTION, abstained=True)
+        if not question.terms and question.when is None and not question.text:
+            return None
         weights = Weights(store, question.terms)
         query = self.embedder.encode_query(question.text[:EMBED_CHARS])
         # 2. retrieve articles: keyword and vector ranks fused, narrowed by the time range
         hits = retriever.search(question.text, question.when, self.today, query_vector=query)
         hits = _rerank(hits, weights, self.settings.retrieval.coverage_weight)
-        # 3. compose a list, a quote or an abstention
-        pick = SentencePicker(self._sentences, question, query, weights)
-        if question.listing:
-            answer = self._listing(question, hits, weights, pick, store, retriever)
-        else:
-            answer = self._quote(question, hits, weights, pick)
-        answer = replace(answer, sources=_passages(hits, k or self.settings.retrieval.top_k))
-        # 4. optionally let an LLM rephrase it (citations kept, numbers checked)
+        # 3. every sentence of the best articles, with the features the reader scores
+        evidence = build_evidence(question, hits, weights, query, self._sentences)
+        return Prepared(text, question, weights, query, hits, evidence, store, retriever)
+
+    def answer(self, text: str, k: int | None = None) -> Answer:
+        """Answer one question: retrieve articles, check they hold the answer, quote and cite them."""
+        prepared = self.prepare(text)
+        if prepared is None or (not prepared.question.terms and prepared.question.when is None
+                                and not prepared.hits):
+            return Answer(replies.EMPTY_QUESTION, abstained=True)
+        question, hits = prepared.question, prepared.hits
+        # 4. compose a list, a quote or an abstention
+        pick = SentencePicker(self._sentences, question, prepared.query, prepared.weights)
+        answer = None
+        if question.listing or _dated_only(question, prepared.weights):
+            # a list of events ("7月9号有啥动静" asks for that day's); when only one article matches, the
+            # enumeration asked for is inside it and the quote path answers
+            answer = self._listing(question, hits, prepared.weights, pick, prepared.store, prepared.retriever)
+        if answer is None and self.settings.answer.reader == "fitted":
+            answer = self._quote(question, hits, self.reader.read(prepared.evidence), prepared.evidence)
+        elif answer is None:
+            answer = self._quote_rules(question, hits, prepared.weights, pick)
+        answer = replace(answer, sources=_sources(answer.cited, hits, k or self.settings.retrieval.top_k))
+        # 5. optionally let an LLM rephrase it (citations kept, numbers checked)
         if self._generator is not None and not answer.abstained:
-            answer = self._generator.rewrite(text, answer)
+            answer = self._generator.rewrite(prepared.text, answer)
         return answer
 
-    def _quote(self, question: Question, hits: list[Hit], weights: Weights, pick: SentencePicker) -> Answer:
+    def _quote(self, question: Question, hits: list[Hit], reading: Reading, ev: Evidence) -> Answer:
+        if not hits or not reading.chosen:
+            return _abstain(question.when, hits[0] if hits else None)
+        best = hits[int(ev.article_of[reading.chosen[0]])]
+        if (ordinal := ordinal_mismatch(question.text, best.article)) is not None:
+            return _abstain(question.when, best, replies.ONLY_OTHER_ORDINAL.format(ordinal=ordinal))
+        if reading.abstain:
+            log.debug("abstain (answerable %.2f, %s): %s", reading.answerable, reading.reason, question.text)
+            return _abstain(question.when, best)
+        cited_hits: list[Hit] = []
+        lines = []
+        for n_quote, i in enumerate(reading.chosen):
+            hit = hits[int(ev.article_of[i])]
+            if hit not in cited_hits:
+                cited_hits.append(hit)
+            n = cited_hits.index(hit) + 1
+            quote = reading.lead if n_quote == 0 else ev.sentences[i]
+            lines.append((replies.LEAD if n_quote == 0 else replies.SUPPORT).format(quote=quote, n=n))
+        cited = [_source(h) for h in cited_hits]
+        return Answer(_with_citations("\n".join(lines), cited), False, (), tuple(cited))
+
+    def _quote_rules(self, question: Question, hits: list[Hit], weights: Weights, pick: SentencePicker) -> Answer:
+        """The hand-set reader: abstain below a coverage floor, quote each cited article's best sentences."""
         if not hits:
             return _abstain(question.when, None)
         best = hits[0]
@@ -166,32 +232,52 @@ class Answerer:
         return Answer(_with_citations("\n".join(blocks), cited), False, (), tuple(cited))
 
     def _listing(self, question: Question, hits: list[Hit], weights: Weights, pick: SentencePicker,
-                 store: IndexStore, retriever: Retriever) -> Answer:
+                 store: IndexStore, retriever: Retriever) -> Answer | None:
+        """One dated line per matching article; None when only one article matches (the caller quotes it)."""
         articles = self._matching_articles(question, hits, weights, store, retriever)
         if not articles:
             return _abstain(question.when, hits[0] if hits else None)
-        articles.sort(key=lambda a: (a.issue_date, a.position))
+        if len(articles) == 1 and self.settings.answer.reader == "fitted":
+            return None
+        # ordered by when it happened; each line shows the event date and the issue it is cited from
+        when = question.when
+        articles.sort(key=lambda a: (_event_day(a, when), a.issue_date, a.position))
         by_id = {h.article.id: h for h in hits}
         lines = [replies.LIST_HEADER.format(n=len(articles))]
-        for a in articles:
-            day = (a.event_dates[0] if a.event_dates else a.issue_date).isoformat()
-            lines.append(replies.LIST_LINE.format(date=day, title=a.title, unit=a.unit or "—", quote=pick(a, 1)[0]))
+        for n, a in enumerate(articles, start=1):
+            lines.append(replies.LIST_LINE.format(date=_event_day(a, when).isoformat(), title=a.title, unit=a.unit or "—",
+                                                  issue=a.issue_date.isoformat(), quote=pick(a, 1)[0], n=n))
         cited = [_source(by_id[a.id]) if a.id in by_id else Source(a.title, a.issue_date, a.unit, a.text, 0.0, a.id)
                  for a in articles]
         return Answer(_with_citations("\n".join(lines), cited), False, (), tuple(cited))
 
     def _matching_articles(self, question: Question, hits: list[Hit], weights: Weights,
                            store: IndexStore, retriever: Retriever) -> list[StoredArticle]:
-        """Return every article a listing question asks for, not cut at top-k."""
+        """Return every article a listing question asks for, not cut at top-k, within the places it names."""
         when = question.when
-        if when is not None and not when.vague and not any(t not in GENERIC for t in weights.idf):
+        if _dated_only(question, weights):
             # "7月12日那天有哪些活动？": every article of those dates, retrieved or not
             articles = store.all_articles()
-            return [articles[i] for i in retriever.allowed(when)]
-        scored = [(weights.coverage(h.article.text, skip=GENERIC), h.article) for h in hits]
-        top = max((s for s, _ in scored), default=0.0)
-        floor = max(self.settings.answer.min_coverage, 0.6 * top)
-        return [a for s, a in scored if s >= floor]
+            found = [articles[i] for i in retriever.allowed(when)]
+        else:
+            scored = [(weights.coverage(h.article.text, skip=GENERIC), h.article) for h in hits]
+            top = max((s for s, _ in scored), default=0.0)
+            floor = max(self.settings.answer.min_coverage, 0.6 * top)
+            found = [a for s, a in scored if s >= floor]
+        places = named_places(question.text)
+        return [a for a in found if not places or any(p in a.text for p in places)]
+
+def _dated_only(question: Question, weights: Weights) -> bool:
+    """A question that names a date and nothing the bulletins would print ("7月9号有啥动静")."""
+    when = question.when
+    return (when is not None and not when.vague and not when.latest_issue
+            and not [t for t in weights.idf if t not in GENERIC and t not in weights.unknown])
+
+
+def _event_day(article: StoredArticle, when: TimeRange | None = None) -> dt.date:
+    """The day an article's event happened: its first printed date (inside the range asked), else its issue date."""
+    inside = [d for d in article.event_dates if when is None or when.vague or when.contains(d)]
+    return (inside or list(article.event_dates) or [article.issue_date])[0]
 
 
 def _rerank(hits: list[Hit], weights: Weights, coverage_weight: float) -> list[Hit]:
@@ -207,9 +293,18 @@ def _rerank(hits: list[Hit], weights: Weights, coverage_weight: float) -> list[H
     return sorted(rescored, key=lambda h: (-h.score, h.article.id))
 
 
+def _sources(cited: tuple[Source, ...], hits: list[Hit], k: int) -> tuple[Source, ...]:
+    """Return the cited articles first, each once, then other evidence passages; at least k in all."""
+    cited_ids = {s.article_id for s in cited}
+    rest = _passages([h for h in hits if h.article.id not in cited_ids], max(k - len(cited), 0))
+    return tuple(cited) + rest
+
+
 def _passages(hits: list[Hit], k: int) -> tuple[Source, ...]:
     """Return up to k evidence passages, best article first, a few from each article."""
     out: list[Source] = []
+    if k <= 0:
+        return ()
     for hit in hits:
         a = hit.article
         out += [Source(a.title, a.issue_date, a.unit, text, hit.score, a.id)

@@ -150,6 +150,52 @@ def eval_command(obj: Context, file: str, top_k: int, failures: bool) -> None:
         click.echo(line)
 
 
+@cli.command("fit")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--cv/--no-cv", default=True, help="Print cross-validated figures (folds by article) first.")
+@click.option("--folds", type=click.IntRange(2, 20), default=5, help="Folds of the cross-validation.")
+@click.option("--synthetic", type=click.IntRange(0, 5000), default=400, help="Templated questions from the corpus.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the model (default: the bundled bot/reader/model.json).")
+@click.pass_obj
+def fit_command(obj: Context, files: tuple[str, ...], cv: bool, folds: int, synthetic: int, out: str | None) -> None:
+    """Fit the reader (answer-sentence and answerability models) on labelled question sets.
+
+    FILES default to the project's own bot/reader/questions.jsonl plus ../shared/eval/{dev,more}.jsonl
+    when present. Relative dates are read against [eval] today.
+    """
+    from bot.evaluate import load_questions
+    from bot.reader import fit as fitting
+    paths = [Path(f) for f in files] or fitting.default_question_files()
+    if not paths:
+        raise BulletinBotError("no question files to fit on")
+    rows = []
+    for path in paths:
+        for row in load_questions(path):
+            row["set"] = path.stem
+            rows.append(row)
+    today = dt.date.fromisoformat(obj.settings.eval.today)
+    answerer = obj.answerer(today)
+    click.echo(f"fitting on {len(rows)} questions from {', '.join(str(p) for p in paths)} "
+               f"and {synthetic} synthetic ones", err=True)
+    examples = fitting.gather(answerer, rows, synthetic=False)
+    examples += fitting.gather(answerer, fitting.synthetic_rows(answerer.store.all_articles(), synthetic), True)
+    meta = {"fitted": dt.date.today().isoformat(), "questions": len(rows), "synthetic": synthetic,
+            "files": [p.name for p in paths]}
+    if cv:
+        figures = fitting.cross_validate(answerer, examples, folds)
+        click.echo(f"fitted reader, cross-validated ({folds} folds by article):")
+        for name, fig in sorted(figures.items()):
+            click.echo("  " + fig.line(name))
+        click.echo("rules reader, same questions (hand-set, no folds):")
+        for name, fig in sorted(fitting.rules_figures(answerer, examples).items()):
+            click.echo("  " + fig.line(name))
+        meta["cv"] = {name: fig.line(name) for name, fig in figures.items()}
+    model = fitting.fit(examples, meta)
+    target = fitting.save(model, Path(out) if out else None)
+    click.echo(f"reader model written: {target}")
+
+
 @cli.command("backup")
 @click.argument("archive", type=click.Path(dir_okay=False))
 @click.pass_obj

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from errors import BulletinBotError
 
 _SPACE = re.compile(r"\s+")
+HEAD_CHARS = 200           # a resident reads the start: key facts must be within these (whitespace removed)
 
 
 def _squash(text: str) -> str:
@@ -31,11 +32,13 @@ class EvalReport:
     oos_abstention: float
     k: int
     failures: tuple[dict, ...]
+    accuracy_200: float = 0.0  # the same, reading only the answer's first HEAD_CHARS characters
 
     def lines(self) -> list[str]:
         return [f"questions {self.questions} (in scope {self.in_scope}, out of scope {self.out_of_scope})",
                 f"Recall@{self.k} {self.recall_at_k:.3f}   MRR@10 {self.mrr_at_10:.3f}",
-                f"answer accuracy {self.accuracy:.3f}   false abstention {self.false_abstention:.3f}",
+                f"answer accuracy {self.accuracy:.3f}   within {HEAD_CHARS} chars {self.accuracy_200:.3f}   "
+                f"false abstention {self.false_abstention:.3f}",
                 f"out-of-scope abstention {self.oos_abstention:.3f}"]
 
 
@@ -65,30 +68,40 @@ def _first_match(passages: list[str], gold: list[list[str]]) -> tuple[int, set[i
     return first, found
 
 
+def score_answer(row: dict, answer, k: int = 5) -> dict:
+    """Score one answer as the question sets' README says: recall@k, first rank, correct, correct in 200 chars."""
+    text = _squash(answer.text)
+    if not row["gold"]:
+        return {"correct": bool(answer.abstained), "correct_200": bool(answer.abstained), "recall": 0.0, "first": 0}
+    passages = [_squash(s.text) for s in answer.sources]
+    _, found_k = _first_match(passages[:k], row["gold"])
+    first, _ = _first_match(passages[:10], row["gold"])
+    has = lambda t: all(any(alt in t for alt in group) for group in row["answer_must"])      # noqa: E731
+    return {"correct": not answer.abstained and has(text),
+            "correct_200": not answer.abstained and has(text[:HEAD_CHARS]),
+            "recall": len(found_k) / len(row["gold"]), "first": first}
+
+
 def evaluate(answerer, rows: list[dict], k: int = 5, progress: bool = False) -> EvalReport:
     """Answer every question and compute Recall@k, MRR@10, accuracy and abstention rates."""
-    recall, mrr, correct, false_abst, oos_abst, failures = [], [], 0, 0, 0, []
+    recall, mrr, correct, correct_200, false_abst, oos_abst, failures = [], [], 0, 0, 0, 0, []
     in_scope = [r for r in rows if r["gold"]]
     for row in tqdm(rows, desc="eval", unit="q", disable=not progress):
         answer = answerer.answer(row["q"], k=max(k, 10))
-        text = _squash(answer.text)
+        score = score_answer(row, answer, k)
         if not row["gold"]:
             oos_abst += answer.abstained
-            ok = answer.abstained
-            correct += ok
         else:
-            passages = [_squash(s.text) for s in answer.sources]
-            _, found_k = _first_match(passages[:k], row["gold"])
-            first, _ = _first_match(passages[:10], row["gold"])
-            recall.append(len(found_k) / len(row["gold"]))
-            mrr.append(1.0 / first if first else 0.0)
-            ok = not answer.abstained and all(any(alt in text for alt in group) for group in row["answer_must"])
+            recall.append(score["recall"])
+            mrr.append(1.0 / score["first"] if score["first"] else 0.0)
             false_abst += answer.abstained
-            correct += ok
-        if not ok:
+        correct += score["correct"]
+        correct_200 += score["correct_200"]
+        if not score["correct"]:
             failures.append({"id": row.get("id"), "q": row["q"], "abstained": answer.abstained,
                              "answer": answer.text})
     n_in, n_out = len(in_scope), len(rows) - len(in_scope)
+    n = max(len(rows), 1)
     return EvalReport(len(rows), n_in, n_out, sum(recall) / max(n_in, 1), sum(mrr) / max(n_in, 1),
-                      correct / max(len(rows), 1), false_abst / max(n_in, 1), oos_abst / max(n_out, 1), k,
-                      tuple(failures))
+                      correct / n, false_abst / max(n_in, 1), oos_abst / max(n_out, 1), k,
+                      tuple(failures), correct_200 / n)

@@ -89,6 +89,7 @@ class Weights:
     def __init__(self, store: IndexStore, terms: tuple[str, ...]):
         n = max(store.chunk_count(), 1)
         df = store.term_document_counts(terms)
+        self.unknown = frozenset(t for t in terms if not df.get(t))     # terms no indexed text uses
         self.idf = {t: (math.log((n + 1) / (df[t] + 0.5)) if df.get(t) else math.log(n + 1) / 2)
                     * (0.5 if len(t) == 1 else 1.0) for t in terms}
 

@@ -1,0 +1,288 @@
+"""Fit the reader on labelled questions, report cross-validated figures, write model.json.
+
+Training data:
+- labelled question sets (dev.jsonl / more.jsonl format: `answer_must` names the facts): a sentence of
+  a gold article holding one of those facts is a positive example for the sentence model; whether the
+  question is in scope at all is the label of the answerability model;
+- a synthetic set made from the corpus itself: for every sentence holding a count in some unit, a
+  date, or an enumeration, a templated question that sentence answers.
+
+Cross-validation keeps every question about one article in the same fold (synthetic questions too),
+so a fold's figures come from articles its model never saw. Figures are computed the way `eval`
+computes them, end to end through the answerer.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from bot.evaluate import score_answer
+from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, reading_features
+from bot.reader.model import Logistic, ReaderModel, choose
+from bot.reader.types import answer_types
+from index.chunking import split_sentences
+from index.keywords import query_terms
+
+log = logging.getLogger(__name__)
+
+SUPPORT_MIN = 0.05
+SUPPORT_SHARE = 0.1
+FALSE_ABSTENTION = 0.02       # the threshold lets at most this share of in-scope training questions abstain
+_SPACE = re.compile(r"\s+")
+_COUNT = None
+
+
+def _squash(text: str) -> str:
+    return _SPACE.sub("", text)
+
+
+@dataclass
+class Example:
+    """One labelled question with its gathered evidence."""
+
+    row: dict
+    group: int                   # article the question is about (its fold is the article's fold)
+    synthetic: bool
+    prepared: object             # bot.answer.Prepared
+    y: np.ndarray                # per evidence sentence: holds a fact asked for
+
+
+def _gold_articles(row: dict, articles: dict) -> set[int]:
+    found = set()
+    for evidence in row.get("gold", []):
+        for aid, a in articles.items():
+            text = _squash(a.text)
+            if any(e in text for e in evidence):
+                found.add(aid)
+                break
+    return found
+
+
+def _labels(row: dict, prepared, gold: set[int]) -> np.ndarray:
+    ev = prepared.evidence
+    alts = [alt for group in row.get("answer_must", []) for alt in group]
+    return np.array([float(ev.hits[int(ev.article_of[i])].article.id in gold and any(a in _squash(s) for a in alts))
+                     for i, s in enumerate(ev.sentences)], dtype=np.float32)
+
+
+# --- synthetic questions from the corpus ------------------------------------------------------------
+
+def synthetic_rows(articles: dict, limit: int = 400, seed: int = 7) -> list[dict]:
+    """Templated questions answered by one sentence each: counts in a unit, dates, enumerations."""
+    types = answer_types()
+    units = "|".join(re.escape(u) for u in types.units)
+    count = re.compile(rf"(\d+(?:\.\d+)?)\s*(万|余)?\s*({units})")
+    day = re.compile(r"\d{1,2}月\d{1,2}日")
+    listing = re.compile(r"([^、，。；]{2,16}、){2,}[^、，。；]{2,16}")
+    rows = []
+    for aid, a in articles.items():
+        title_terms = [t for t in query_terms(a.title) if len(t) > 1][:3]
+        sentences = split_sentences(a.body)
+        for s in sentences:
+            for m in count.finditer(s):
+                clause = re.split(r"[，,；;]", s[:m.start()])[-1]
+                terms = [t for t in query_terms(clause) if len(t) > 1][-3:]
+                if not terms:
+                    continue
+                rows.append({"q": "".join(title_terms[:2] + terms) + f"有多少{m.group(3)}？",
+                             "answer_must": [[m.group(0)]], "group": aid})
+            for m in day.finditer(s):
+                if sum(m.group(0) in x for x in sentences) != 1:
+                    continue
+                rest = [t for t in query_terms(s[m.end():m.end() + 30]) if len(t) > 1][:3]
+                rows.append({"q": "".join(rest or title_terms) + "是哪天？", "answer_must": [[m.group(0)]],
+                             "group": aid})
+            m = listing.search(s)
+            if m:
+                clause = re.split(r"[，,；;]", s[:m.start()])[-1]
+                terms = [t for t in query_terms(clause) if len(t) > 1][-2:]
+                rows.append({"q": "".join(title_terms[:2] + terms) + "都有哪些？",
+                             "answer_must": [[m.group(0)[:12]]], "group": aid})
+    random.Random(seed).shuffle(rows)
+    return rows[:limit]
+
+
+# --- gathering, fitting, cross-validation ---------------------------------------------------------------
+
+def gather(answerer, rows: list[dict], synthetic: bool, progress: bool = True) -> list[Example]:
+    articles = answerer.store.all_articles()
+    examples = []
+    for row in tqdm(rows, desc="synthetic" if synthetic else "questions", unit="q", disable=not progress):
+        prepared = answerer.prepare(row["q"])
+        if prepared is None or not prepared.hits:
+            continue
+        if synthetic:
+            gold = {row["group"]}
+            group = row["group"]
+        else:
+            gold = _gold_articles(row, articles)
+            group = min(gold) if gold else prepared.hits[0].article.id
+        examples.append(Example(row, group, synthetic, prepared, _labels(row, prepared, gold)))
+    return examples
+
+
+def _fit_logistic(X: np.ndarray, y: np.ndarray, names: tuple[str, ...], C: float) -> Logistic:
+    from sklearn.linear_model import LogisticRegression
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
+    clf.fit((X - mean) / scale, y)
+    return Logistic(names, mean.astype(np.float32), scale.astype(np.float32),
+                    clf.coef_[0].astype(np.float32), float(clf.intercept_[0]))
+
+
+def _fit_ranker(examples: list["Example"], C: float = 0.1, negatives: int = 15, seed: int = 0) -> Logistic:
+    """Pairwise ranking (a sentence holding a fact vs one that does not, within one question), then calibrated.
+
+    The ranking weights come from a logistic regression on feature differences; a one-feature logistic
+    regression on the resulting scores (Platt scaling) turns them into probabilities.
+    """
+    from sklearn.linear_model import LogisticRegression
+    X = np.vstack([e.prepared.evidence.X for e in examples])
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for e in examples:
+        Z = (e.prepared.evidence.X - mean) / scale
+        pos, neg = np.flatnonzero(e.y > 0), np.flatnonzero(e.y == 0)
+        for i in pos:
+            for j in rng.choice(neg, min(len(neg), negatives), replace=False) if len(neg) else []:
+                diffs.append(Z[i] - Z[j])
+    D = np.asarray(diffs)
+    ranker = LogisticRegression(C=C, fit_intercept=False, max_iter=3000)
+    ranker.fit(np.vstack([D, -D]), np.r_[np.ones(len(D)), np.zeros(len(D))])
+    w = ranker.coef_[0]
+    scores = ((X - mean) / scale) @ w
+    y = np.concatenate([e.y for e in examples])
+    platt = LogisticRegression(C=10.0, max_iter=1000).fit(scores[:, None], y)
+    a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
+    return Logistic(SENTENCE_FEATURES, mean.astype(np.float32), scale.astype(np.float32),
+                    (w * a).astype(np.float32), b)
+
+
+def _is_quote_question(ex: Example) -> bool:
+    return not ex.prepared.question.listing and ex.prepared.evidence.X.shape[0] > 0
+
+
+def fit(examples: list[Example], meta: dict | None = None) -> ReaderModel:
+    """Fit both models on these examples; the threshold keeps FALSE_ABSTENTION of in-scope ones answered."""
+    train = [e for e in examples if _is_quote_question(e) and e.y.any()]
+    sentence = _fit_ranker(train)
+    real = [e for e in examples if not e.synthetic and _is_quote_question(e)]
+    rows, labels = [], []
+    for e in real:
+        p = sentence(e.prepared.evidence.X)
+        chosen = list(choose(p, e.prepared.evidence.article_of, SUPPORT_MIN, SUPPORT_SHARE))
+        rows.append(reading_features(e.prepared.evidence, p, chosen))
+        labels.append(float(bool(e.row.get("gold"))))
+    QX, qy = np.vstack(rows), np.asarray(labels)
+    answerable = _fit_logistic(QX, qy, QUESTION_FEATURES, C=0.5)
+    scores = answerable(QX)
+    in_scope = np.sort(scores[qy == 1])
+    threshold = float(in_scope[int(FALSE_ABSTENTION * len(in_scope))]) - 1e-6 if len(in_scope) else 0.5
+    return ReaderModel(sentence, answerable, threshold, SUPPORT_MIN, SUPPORT_SHARE, meta or {})
+
+
+def folds_of(examples: list[Example], k: int, seed: int = 11) -> dict[int, int]:
+    groups = sorted({e.group for e in examples})
+    random.Random(seed).shuffle(groups)
+    return {g: i % k for i, g in enumerate(groups)}
+
+
+@dataclass
+class Figures:
+    n: int = 0
+    in_scope: int = 0
+    correct: int = 0
+    correct_200: int = 0
+    found5: float = 0.0
+    abstain_in: int = 0
+    abstain_out: int = 0
+
+    def add(self, row: dict, answer) -> None:
+        s = score_answer(row, answer, k=5)
+        self.n += 1
+        self.correct += s["correct"]
+        self.correct_200 += s["correct_200"]
+        if row.get("gold"):
+            self.in_scope += 1
+            self.found5 += s["recall"]
+            self.abstain_in += answer.abstained
+        else:
+            self.abstain_out += answer.abstained
+
+    def line(self, name: str) -> str:
+        out = self.n - self.in_scope
+        return (f"{name:<10} n={self.n:<4} accuracy {self.correct / max(self.n, 1):.3f}   "
+                f"within 200 chars {self.correct_200 / max(self.n, 1):.3f}   "
+                f"Recall@5 {self.found5 / max(self.in_scope, 1):.3f}   "
+                f"abstains: unanswerable {self.abstain_out / max(out, 1):.3f}  "
+                f"answerable {self.abstain_in / max(self.in_scope, 1):.3f}")
+
+
+def cross_validate(answerer, examples: list[Example], k: int = 5, progress: bool = True) -> dict[str, Figures]:
+    """Fit on k-1 folds of articles, answer the questions of the held-out fold; figures per question set."""
+    from settings import replace
+    fold = folds_of(examples, k)
+    figures: dict[str, Figures] = {}
+    saved_reader, saved_settings = answerer._reader, answerer.settings
+    try:
+        answerer.settings = replace(saved_settings, answer={"reader": "fitted"})
+        for f in tqdm(range(k), desc="folds", disable=not progress):
+            model = fit([e for e in examples if fold[e.group] != f])
+            answerer.reader = model
+            for e in examples:
+                if e.synthetic or fold[e.group] != f:
+                    continue
+                answer = answerer.answer(e.row["q"], k=10)
+                for name in (e.row.get("set", "questions"), "all"):
+                    figures.setdefault(name, Figures()).add(e.row, answer)
+    finally:
+        answerer._reader, answerer.settings = saved_reader, saved_settings
+    return figures
+
+
+def rules_figures(answerer, examples: list[Example]) -> dict[str, Figures]:
+    """The hand-set reader on the same questions (nothing fitted: no folds; its rules were grown on dev)."""
+    from settings import replace
+    saved = answerer.settings
+    figures: dict[str, Figures] = {}
+    try:
+        answerer.settings = replace(saved, answer={"reader": "rules"})
+        for e in examples:
+            if not e.synthetic:
+                answer = answerer.answer(e.row["q"], k=10)
+                for name in (e.row.get("set", "questions"), "all"):
+                    figures.setdefault(name, Figures()).add(e.row, answer)
+    finally:
+        answerer.settings = saved
+    return figures
+
+
+BUNDLED_QUESTIONS = Path(__file__).with_name("questions.jsonl")
+SHARED_SETS = ("dev.jsonl", "more.jsonl")
+
+
+def default_question_files() -> list[Path]:
+    """The project's own labelled questions, plus the shared dev/more sets when they sit beside the checkout."""
+    shared = Path(__file__).resolve().parents[3] / "shared" / "eval"
+    found = [BUNDLED_QUESTIONS] if BUNDLED_QUESTIONS.is_file() else []
+    return found + [shared / name for name in SHARED_SETS if (shared / name).is_file()]
+
+
+def save(model: ReaderModel, path: Path | None = None) -> Path:
+    import json
+    target = path or Path(__file__).with_name("model.json")
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(model.to_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(target)
+    return target

@@ -1,0 +1,154 @@
+"""The fitted reader: which sentences answer, whether the evidence answers at all, and the lead line.
+
+Two logistic regressions fitted by `bulletin-bot fit` (bot/reader/fit.py) and stored as plain numbers
+in model.json: one scores each (question, sentence) pair, one scores the whole reading (is the
+answer printed here?) with a threshold chosen by cross-validation. Applying them is a few numpy dot
+products, so nothing beyond numpy is needed at answer time.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, Evidence, reading_features
+from errors import BulletinBotError
+
+LEAD_CHARS = 80               # the lead line: the answering sentence, or its clauses holding the answer
+MAX_SUPPORT = 2               # supporting quotes after the lead line
+_CLAUSE = re.compile(r"[^，,；;：:]+[，,；;：:]?")
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """A standardised logistic regression: p = sigmoid(((x - mean) / scale) . coef + intercept)."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        if len(X) == 0:
+            return np.zeros(0, dtype=np.float32)
+        z = ((X - self.mean) / self.scale) @ self.coef + self.intercept
+        return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
+
+    def to_json(self) -> dict:
+        return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "coef": self.coef.tolist(), "intercept": float(self.intercept)}
+
+    @classmethod
+    def from_json(cls, data: dict, expected: tuple[str, ...]) -> "Logistic":
+        if tuple(data["features"]) != expected:
+            raise BulletinBotError("the reader model was fitted on other features; run `bulletin-bot fit`")
+        arr = lambda k: np.asarray(data[k], dtype=np.float32)          # noqa: E731
+        return cls(expected, arr("mean"), arr("scale"), arr("coef"), float(data["intercept"]))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader concluded about one question's evidence."""
+
+    p: np.ndarray                 # per sentence: probability it holds a fact asked for
+    chosen: tuple[int, ...]       # lead sentence first, then supporting ones
+    lead: str                     # the lead line (verbatim: a sentence or a run of its clauses)
+    answerable: float             # probability the evidence answers the question
+    abstain: bool
+    reason: str = ""              # why it abstains when a class rule decided it (strict attribute missing ...)
+
+
+@dataclass(frozen=True)
+class ReaderModel:
+    sentence: Logistic
+    answerable: Logistic
+    threshold: float              # abstain below this answerability
+    support_min: float            # a supporting sentence needs at least this probability ...
+    support_share: float          # ... and this share of the lead's
+    meta: dict
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "ReaderModel":
+        try:
+            raw = (Path(path).read_text(encoding="utf-8") if path else
+                   resources.files("bot.reader").joinpath("model.json").read_text(encoding="utf-8"))
+            data = json.loads(raw)
+            return cls(Logistic.from_json(data["sentence"], SENTENCE_FEATURES),
+                       Logistic.from_json(data["answerable"], QUESTION_FEATURES),
+                       float(data["threshold"]), float(data["support_min"]), float(data["support_share"]),
+                       data.get("meta", {}))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BulletinBotError(f"the reader model cannot be read ({exc}); run `bulletin-bot fit`") from None
+
+    def to_json(self) -> dict:
+        return {"sentence": self.sentence.to_json(), "answerable": self.answerable.to_json(),
+                "threshold": self.threshold, "support_min": self.support_min,
+                "support_share": self.support_share, "meta": self.meta}
+
+    def read(self, ev: Evidence) -> Reading:
+        """Score the sentences, pick the lead and its support, and decide whether to answer."""
+        p = self.sentence(ev.X)
+        if len(p) == 0:
+            return Reading(p, (), "", 0.0, True)
+        chosen = choose(p, ev.article_of, self.support_min, self.support_share)
+        lead = lead_line(ev.sentences[chosen[0]], ev)
+        a = float(self.answerable(reading_features(ev, p, list(chosen))[None, :])[0])
+        strict_missing = [t.name for t in ev.strict_asked
+                          if not t.shown_in(" ".join(ev.sentences[i] for i in chosen))]
+        reason = f"missing:{','.join(strict_missing)}" if strict_missing else ""
+        for rule in ("place_mismatch", "year_mismatch"):
+            if ev.q.get(rule):
+                reason = reason or rule
+        return Reading(p, chosen, lead, a, bool(reason) or a < self.threshold, reason)
+
+
+def choose(p: np.ndarray, article_of: np.ndarray, support_min: float, support_share: float) -> tuple[int, ...]:
+    """Return the lead sentence and up to MAX_SUPPORT supporting ones, best first."""
+    order = [int(i) for i in np.argsort(-p, kind="stable")]
+    lead = order[0]
+    floor = max(support_min, support_share * float(p[lead]))
+    support = [i for i in order[1:] if p[i] >= floor][:MAX_SUPPORT]
+    return (lead, *support)
+
+
+def lead_line(sentence: str, ev: Evidence) -> str:
+    """Return the sentence, or when it is long the run of its clauses that best answers (verbatim)."""
+    sentence = sentence.strip()
+    if len(sentence) <= LEAD_CHARS:
+        return sentence
+    clauses = _CLAUSE.findall(sentence)
+    if len(clauses) <= 1:
+        return sentence[:LEAD_CHARS].rstrip("，,；;：:") + "……"
+    scores = [_clause_score(c, ev) for c in clauses]
+    best = max(range(len(clauses)), key=lambda i: (scores[i], -i))
+    lo = hi = best
+    length = len(clauses[best])
+    while True:   # grow towards the better neighbour while the run stays short
+        options = [j for j in (lo - 1, hi + 1) if 0 <= j < len(clauses) and length + len(clauses[j]) <= LEAD_CHARS]
+        if not options:
+            break
+        j = max(options, key=lambda j: (scores[j], -abs(j - best), j < best))
+        lo, hi = min(lo, j), max(hi, j)
+        length += len(clauses[j])
+    text = "".join(clauses[lo:hi + 1]).rstrip("，,；;：:")
+    return ("……" if lo > 0 else "") + text + ("……" if hi < len(clauses) - 1 else "")
+
+
+def _clause_score(clause: str, ev: Evidence) -> float:
+    """How much a clause looks like the answer: the kinds of answer asked for it shows, question words it holds."""
+    from bot.reader.features import _bigrams
+    shown = sum(t.shown_in(clause) for t in ev.asked)
+    grams = _bigrams(ev.question.text)
+    overlap = len(grams & _bigrams(clause)) / len(grams) if grams else 0.0
+    return 2.0 * shown + overlap
+
+
+@lru_cache(maxsize=1)
+def bundled_model() -> ReaderModel:
+    return ReaderModel.load()

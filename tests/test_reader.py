@@ -1,0 +1,163 @@
+"""The fitted reader: answer types by class, the lead line, the model file, the fit command, end to end."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bot.answer import Answerer
+from bot.reader.features import SENTENCE_FEATURES, named_places
+from bot.reader.model import LEAD_CHARS, ReaderModel, lead_line
+from bot.reader.types import answer_types
+from errors import BulletinBotError
+from tests.conftest import TODAY, settings_for
+
+# Per answer type: questions (several forms) that ask for it, sentences that show it, and ones that do not.
+TYPE_CASES = {
+    "count": (["一共来了多少人", "有几支队伍参赛", "献了多少毫升血", "办了几场讲座"],
+              ["共有13支球队参赛。", "累计献血21200毫升。", "举办讲座三场。"], ["活动圆满结束。"]),
+    "duration": (["培训持续了多长时间", "比赛打了几天", "处方能开多久"],
+                 ["培训为期3天。", "处方用药时间延长至12周。", "连续两个月开展巡诊。"], ["专家进行了讲解。"]),
+    "date": (["义诊是哪天办的", "几号开的会", "什么时候结营的"],
+             ["7月9日，夏令营圆满结营。", "会议于17日召开。"], ["会议在市疾控中心召开。"]),
+    "place": (["在哪办的", "比赛地点是什么地方", "去的哪个学校"],
+              ["在县体育中心举行。", "专家团队走进丁河镇第一初级中学。"], ["比赛圆满落幕。"]),
+    "who": (["谁拿了冠军", "哪个队第一名", "是哪位专家讲的"],
+            ["欢乐队斩获冠军。", "主任牛海军进行授课。"], ["比赛吸引了众多爱好者。"]),
+    "means": (["怎么签约", "如何预约护士上门", "咋操作的"],
+              ["居民通过扫码即可签约。", "采取线上预约、线下服务的模式。"], ["签约居民满意度高。"]),
+    "enumeration": (["都有哪些项目", "包括什么内容", "每天给老人弄啥"],
+                    ["设置了跑步、跳绳、踢毽子等项目。", "一是加强培训，二是完善制度。"], ["活动取得圆满成功。"]),
+    "percent": (["满意度百分之几", "覆盖率是多少", "占比多少"],
+                ["满意度提升至96%。", "覆盖率达百分之九十。"], ["满意度明显提升。"]),
+    "age": (["多大的孩子能参加", "几岁以下", "年龄有要求吗"],
+            ["面向3岁以下婴幼儿。", "服务对象为65周岁以上老人。"], ["服务对象为辖区居民。"]),
+    "night": (["晚上有人看着吗", "周末开门不", "节假日有没有服务"],
+              ["提供24小时健康监护。", "节假日照常服务。"], ["工作日提供服务。"]),
+    "phone": (["电话是多少", "有没有联系方式", "热线号码多少"],
+              ["咨询电话0377-63123456。", "拨打12320热线。"], ["欢迎来电咨询。"]),
+    "price": (["要多少钱", "收费吗", "费用怎么算"],
+              ["每次收费30元。", "全程免费。"], ["价格合理。"]),
+    "address": (["地址在哪", "具体位置在哪条路", "坐几路车能到"],
+                ["位于中州路123号。", "在仲景路与工业路交叉口。"], ["位于城区。"]),
+    "hours": (["几点开门", "开放时间是什么", "营业时间几点到几点"],
+              ["上午8:00开诊。", "每天9点开放。"], ["全天开放。"]),
+    "app": (["用哪个app", "有小程序吗", "关注哪个公众号"],
+            ["下载“健康镇平”App即可。", "通过“豫健护理到家”小程序预约。"], ["线上即可办理。"]),
+    "person": (["主任叫什么名字", "负责人是谁", "院长是谁"],
+               ["主任牛海军进行讲解。", "由张晨凯副主任主持。"], ["专家团队进行讲解。"]),
+}
+
+
+def test_every_answer_type_in_the_data_file_is_covered_here():
+    assert {t.name for t in answer_types().types} == set(TYPE_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(TYPE_CASES))
+def test_answer_type_asks_and_shows_by_class(name):
+    kind = next(t for t in answer_types().types if t.name == name)
+    asks, shows, plain = TYPE_CASES[name]
+    assert all(kind.asked_by(q) for q in asks), [q for q in asks if not kind.asked_by(q)]
+    assert all(kind.shown_in(s) for s in shows), [s for s in shows if not kind.shown_in(s)]
+    assert not any(kind.shown_in(s) for s in plain)
+
+
+@pytest.mark.parametrize("question, unit", [("献了多少毫升", "毫升"), ("来了几支队伍", "支"), ("一年考几回", "回"),
+                                            ("签约了多少人", "人"), ("有几个团队", "个"), ("办了多少场", "场")])
+def test_the_unit_a_count_question_names(question, unit):
+    assert answer_types().asked_unit(question) == unit
+
+
+def test_no_unit_when_none_is_named():
+    assert answer_types().asked_unit("满意度是多少？") is None
+
+
+def test_places_data_file_names_the_counties_by_class():
+    assert named_places("镇平县和淅川县、邓州市") == {"镇平", "淅川", "邓州"}
+    assert named_places("南阳市第六人民医院") == set()
+
+
+def test_bundled_model_loads_and_matches_the_features():
+    model = ReaderModel.load()
+    assert model.sentence.features == SENTENCE_FEATURES
+    assert len(model.sentence.coef) == len(SENTENCE_FEATURES)
+    assert 0.0 < model.threshold < 1.0
+
+
+def test_a_model_fitted_on_other_features_is_a_clear_error(tmp_path):
+    data = ReaderModel.load().to_json()
+    data["sentence"]["features"] = data["sentence"]["features"][:-1]
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(BulletinBotError, match="bulletin-bot fit"):
+        ReaderModel.load(path)
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(BulletinBotError, match="cannot be read"):
+        ReaderModel.load(path)
+
+
+@pytest.fixture(scope="module")
+def fitted(built_data_dir, embedder):
+    return Answerer(settings_for(built_data_dir, answer={"reader": "fitted"}), embedder, today=TODAY)
+
+
+def test_lead_line_is_verbatim_short_and_holds_the_number(fitted):
+    ev = fitted.prepare("全市一共组建了多少个家庭医生签约服务团队？").evidence
+    long = next(s for s in ev.sentences if "4513" in s)
+    assert len(long) > LEAD_CHARS
+    lead = lead_line(long, ev)
+    assert len(lead) <= LEAD_CHARS + 4
+    assert "4513个" in lead
+    for part in lead.split("……"):
+        assert part in long
+
+
+def test_fitted_answer_leads_with_the_fact_and_cites(fitted):
+    answer = fitted.answer("市六院7月那次组织献血，一共献了多少毫升？")
+    assert not answer.abstained
+    first = answer.text.splitlines()[0]
+    assert "21200" in first and first.endswith("〔1〕")
+    assert "2025-07-15 · 南阳市第六人民医院 · 南阳市第六人民医院组织无偿献血活动" in answer.text
+    quoted = re.findall(r"“(.+?)”〔\d〕", answer.text)
+    assert len(quoted) <= 2
+    article = fitted.store.all_articles()[answer.cited[0].article_id]
+    for q in quoted:
+        assert re.sub(r"\s", "", q) in re.sub(r"\s", "", article.text)
+
+
+def test_sources_list_the_cited_articles_first_each_once(fitted):
+    answer = fitted.answer("唐河县气排球比赛谁得了冠军", k=5)
+    cited = [s.article_id for s in answer.cited]
+    assert [s.article_id for s in answer.sources[:len(cited)]] == cited
+    rest = [s.article_id for s in answer.sources[len(cited):]]
+    assert not set(rest) & set(cited)
+
+
+@pytest.mark.parametrize("question", ["镇平县家庭医生团队的联系电话是多少？", "淅川第二医共体的地址在哪条路？",
+                                      "市六院献血点几点开门？"])
+def test_fitted_reader_abstains_when_the_attribute_asked_is_not_printed(fitted, question):
+    answer = fitted.answer(question)
+    assert answer.abstained and answer.nearest is not None
+
+
+def test_fitted_reader_abstains_for_another_county(fitted):
+    answer = fitted.answer("桐柏县家庭医生签约用的是哪个App？")
+    assert answer.abstained
+
+
+def test_fit_command_fits_a_model_that_loads(built_data_dir, tmp_path):
+    from bot.cli import cli
+    rows = [{"q": "市六院献血一共献了多少毫升？", "gold": [["累计献血21200毫升"]], "answer_must": [["21200"]]},
+            {"q": "唐河气排球比赛冠军是哪个队？", "gold": [["最终欢乐队斩获冠军"]], "answer_must": [["欢乐队"]]},
+            {"q": "洛阳的医保卡在南阳能刷吗？", "gold": [], "answer_must": []}]
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    out = tmp_path / "model.json"
+    result = CliRunner().invoke(cli, ["--data-dir", str(built_data_dir), "fit", "--no-cv", "--synthetic", "60",
+                                      "--out", str(out), str(qfile)])
+    assert result.exit_code == 0, result.output
+    model = ReaderModel.load(out)
+    assert model.meta["questions"] == 3 and np.isfinite(model.sentence.coef).all()
