@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from bot import replies
 from bot.question import GENERIC, Question, Weights, expand_aliases, missing_answer_type, ordinal_mismatch
 from bot.quoting import SentencePicker
+from bot.wording import normalize
 from corpus.dates import TimeRange
 from errors import BulletinBotError
 from index.build import ensure_index, index_identity
@@ -123,10 +124,10 @@ class Answerer:
 
     def answer(self, text: str, k: int | None = None) -> Answer:
         """Answer one question: retrieve articles, check they hold the answer, quote and cite them."""
-        text = (text or "").strip()[:MAX_QUESTION_CHARS]
+        text = normalize((text or "").strip()[:MAX_QUESTION_CHARS])
         store, retriever = self.refresh()
         # 1. read the question: short names expanded, time range, listing or not, terms and their weights
-        question = Question.read(expand_aliases(text), self.today)
+        question = Question.read(expand_aliases(text), self.today, retriever.newest_issue())
         if not question.terms and question.when is None:
             return Answer(replies.EMPTY_QUESTION, abstained=True)
         weights = Weights(store, question.terms)
@@ -232,6 +233,8 @@ def _with_citations(body: str, cited: list[Source]) -> str:
 def _abstain(when: TimeRange | None, nearest: Hit | None, reason: str = "") -> Answer:
     specific = when is not None and not when.vague
     text = (replies.NOT_FOUND_IN_RANGE.format(label=when.label) if specific else replies.NOT_FOUND) + reason
+    if when is not None and when.after_newest is not None:
+        text += replies.NEWEST_ISSUE.format(date=when.after_newest.isoformat())
     if nearest is not None:
         a = nearest.article
         text += "\n" + replies.NEAREST.format(date=a.issue_date.isoformat(), title=a.title)
