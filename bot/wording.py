@@ -3,12 +3,18 @@
 ``normalize`` converts traditional characters to simplified ones with OpenCC (the bulletins are
 printed in simplified Chinese: 鎮平縣家庭醫生 → 镇平县家庭医生) and fullwidth ASCII letters, digits and
 signs to halfwidth (７月１２日 → 7月12日). Chinese punctuation (，。？) is left as it is.
+
+``dated_only`` tells a dated question whose other words the bulletins never print ("7月9号有啥动静")
+from one that names what happened: the first asks for every article of that day.
 """
 from __future__ import annotations
 
 import threading
 
 import opencc
+
+from bot.question import GENERIC, Question
+from index.store import IndexStore
 
 OPENCC_CONFIG = "t2s"      # traditional (any region's standard) -> simplified, character level
 
@@ -51,3 +57,17 @@ def to_halfwidth(text: str) -> str:
 def normalize(text: str) -> str:
     """Return the question in the bulletins' own script: simplified characters, halfwidth ASCII."""
     return to_halfwidth(to_simplified(text or ""))
+
+
+def dated_only(question: Question, store: IndexStore) -> bool:
+    """Tell whether a question names a day or period and nothing the bulletins print besides.
+
+    "7月9号有啥动静", "7月17日市里开了个什么会", "6月18日那天有啥事": its terms are all generic
+    (活动, 市里) or words no bulletin uses (动静, 开了个). Such a question asks for every article of that
+    date — ``Retriever.articles_on(question.when)`` — not for the one that best matches its words.
+    """
+    when = question.when
+    if when is None or when.vague or when.latest_issue:
+        return False
+    counts = store.term_document_counts(question.terms)
+    return all(t in GENERIC or not counts.get(t) for t in question.terms)

@@ -79,3 +79,21 @@ def test_personal_context_does_not_narrow_the_articles(answerer, context):
     told = answerer.answer(context + ASKED_2024)
     assert not told.abstained
     assert [s.article_id for s in told.cited] == [s.article_id for s in bare.cited]
+
+
+# --- a dated question with nothing else the bulletins print -----------------------------------
+
+@pytest.mark.parametrize("question, dated", [
+    ("7月9号南阳这边有啥动静", True), ("7月17日市里开了个什么会", True), ("7月12日都有哪些活动", True),
+    ("7月9号都发生了啥", True), ("6月18日那天有啥事", True), ("七月九号有什么新闻", True),
+    ("7月12日市六院做了什么", False), ("7月12日那天献血的情况", False), ("6月17号卫健委和体育中心搞了什么活动", False),
+    ("有啥动静", False), ("最近有啥动静", False), ("最近一期有什么新闻", False),
+])
+def test_dated_only_by_class(answerer, question, dated):
+    from bot.question import Question, expand_aliases
+    from bot.wording import dated_only
+    store, retriever = answerer.refresh()
+    read = Question.read(expand_aliases(normalize(question)), answerer.today, retriever.newest_issue())
+    assert dated_only(read, store) is dated
+    if dated:
+        assert retriever.articles_on(read.when)
