@@ -11,6 +11,7 @@ from bot.question import GENERIC, Question, Weights, expand_aliases, missing_ans
 from bot.quoting import SentencePicker
 from bot.reader.features import Evidence, build_evidence, named_places
 from bot.reader.model import ReaderModel, Reading, bundled_model
+from bot.wording import dated_only, normalize
 from corpus.dates import TimeRange
 from errors import BulletinBotError
 from index.build import ensure_index, index_identity
@@ -151,10 +152,10 @@ class Answerer:
 
     def prepare(self, text: str) -> "Prepared | None":
         """Read the question and gather its evidence (retrieval and sentence features); None if it is empty."""
-        text = (text or "").strip()[:MAX_QUESTION_CHARS]
+        text = normalize((text or "").strip()[:MAX_QUESTION_CHARS])
         store, retriever = self.refresh()
         # 1. read the question: short names expanded, time range, listing or not, terms and their weights
-        question = Question.read(expand_aliases(text), self.today)
+        question = Question.read(expand_aliases(text), self.today, retriever.newest_issue())
         if not question.terms and question.when is None and not question.text:
             return None
         weights = Weights(store, question.terms)
@@ -176,7 +177,7 @@ class Answerer:
         # 4. compose a list, a quote or an abstention
         pick = SentencePicker(self._sentences, question, prepared.query, prepared.weights)
         answer = None
-        if question.listing or _dated_only(question, prepared.weights):
+        if question.listing or dated_only(question, prepared.store):
             # a list of events ("7月9号有啥动静" asks for that day's); when only one article matches, the
             # enumeration asked for is inside it and the quote path answers
             answer = self._listing(question, hits, prepared.weights, pick, prepared.store, prepared.retriever)
@@ -255,10 +256,9 @@ class Answerer:
                            store: IndexStore, retriever: Retriever) -> list[StoredArticle]:
         """Return every article a listing question asks for, not cut at top-k, within the places it names."""
         when = question.when
-        if _dated_only(question, weights):
+        if dated_only(question, store):
             # "7月12日那天有哪些活动？": every article of those dates, retrieved or not
-            articles = store.all_articles()
-            found = [articles[i] for i in retriever.allowed(when)]
+            found = retriever.articles_on(when)
         else:
             scored = [(weights.coverage(h.article.text, skip=GENERIC), h.article) for h in hits]
             top = max((s for s, _ in scored), default=0.0)
@@ -266,13 +266,6 @@ class Answerer:
             found = [a for s, a in scored if s >= floor]
         places = named_places(question.text)
         return [a for a in found if not places or any(p in a.text for p in places)]
-
-def _dated_only(question: Question, weights: Weights) -> bool:
-    """A question that names a date and nothing the bulletins would print ("7月9号有啥动静")."""
-    when = question.when
-    return (when is not None and not when.vague and not when.latest_issue
-            and not [t for t in weights.idf if t not in GENERIC and t not in weights.unknown])
-
 
 def _event_day(article: StoredArticle, when: TimeRange | None = None) -> dt.date:
     """The day an article's event happened: its first printed date (inside the range asked), else its issue date."""
@@ -327,6 +320,8 @@ def _with_citations(body: str, cited: list[Source]) -> str:
 def _abstain(when: TimeRange | None, nearest: Hit | None, reason: str = "") -> Answer:
     specific = when is not None and not when.vague
     text = (replies.NOT_FOUND_IN_RANGE.format(label=when.label) if specific else replies.NOT_FOUND) + reason
+    if when is not None and when.after_newest is not None:
+        text += replies.NEWEST_ISSUE.format(date=when.after_newest.isoformat())
     if nearest is not None:
         a = nearest.article
         text += "\n" + replies.NEAREST.format(date=a.issue_date.isoformat(), title=a.title)

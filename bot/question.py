@@ -114,9 +114,10 @@ class Question:
     asks: tuple[tuple[str, tuple[str, ...]], ...]    # (ask clause, its terms)
 
     @classmethod
-    def read(cls, text: str, today: dt.date) -> "Question":
+    def read(cls, text: str, today: dt.date, newest: dt.date | None = None) -> "Question":
+        """Read a question; ``newest`` (the newest issue's date) places dates printed without a year."""
         asks = tuple((c, content_terms(c)) for c in ask_clauses(text))
-        return cls(text, parse_time_range(text, today), is_listing(text), content_terms(text), asks)
+        return cls(text, parse_time_range(text, today, newest), is_listing(text), content_terms(text), asks)
 
 
 _INSTITUTION = re.compile(r"[\u4e00-\u9fff]{0,4}?(?:医院|学校|中学|小学)")

@@ -5,6 +5,7 @@ NOT_FOUND = "抱歉，简报中没有找到这个问题的答案。"
 NOT_FOUND_IN_RANGE = "抱歉，简报中没有找到{label}的相关内容。"
 ONLY_OTHER_ORDINAL = "简报只报道了{ordinal}。"
 NEAREST = "最接近的报道：{date} 期《{title}》"
+NEWEST_ISSUE = "简报目前最新一期是 {date} 期。"
 QUOTE = "{n}. 据 {date} 期《{title}》：\n“{quote}”"   # the rules reader's block per cited article
 LEAD = "{quote}〔{n}〕"                 # the answer's first line: the fact in the bulletin's words
 SUPPORT = "“{quote}”〔{n}〕"            # up to two supporting quotes

@@ -3,13 +3,22 @@
 ``find_dates`` lists the calendar days an article mentions ("7 月 12 日", "9月25日~26日",
 "6·14世界献血者日"); ``parse_time_range`` turns a question's "六月中旬", "上个月", "7.12",
 "最近一期" or "最近" into a ``TimeRange``. Both are pure functions of their arguments.
+
+A day or month without a year ("7月12日", "七月中旬", "7.12", "6月") means the latest such day or
+month on or before today *and* not after the newest issue: the bulletins' latest one, not this
+calendar year's. Relative words (上个月, 今年, 最近, 上周) stay relative to today; a range that lies
+wholly after the newest issue carries that issue's date (``after_newest``) so an abstention can say so.
+Personal context — an age ("俺爹今年七十三了"), a duration ("退休三年了"), a life event
+("去年刚做完手术", "我今年…") — is no time range; the time words next to it still are.
 """
 from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import lru_cache
+from importlib import resources
 
 _CN_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
               "六": 6, "七": 7, "八": 8, "九": 9}
@@ -116,6 +125,7 @@ class TimeRange:
     label: str                 # how the period reads back to a person ("2025年6月中旬")
     vague: bool = False        # "最近": prefer recent articles, never drop older ones
     latest_issue: bool = False  # "最近一期": the newest issue, whatever its date
+    after_newest: date | None = None   # the newest issue's date, when the range begins after it
 
     def contains(self, day: date) -> bool:
         """Tell whether day lies inside the range."""
@@ -137,15 +147,73 @@ _PARTS = {"上旬": (1, 10), "初": (1, 10), "月初": (1, 10), "中旬": (11, 2
           "下旬": (21, 31), "底": (21, 31), "月底": (21, 31), "末": (21, 31), "月末": (21, 31)}
 
 
-def parse_time_range(question: str, today: date) -> TimeRange | None:
-    """Return the period a question asks about, or None when it names no time."""
-    q = question.translate(_FULLWIDTH)
+def parse_time_range(question: str, today: date, newest: date | None = None) -> TimeRange | None:
+    """Return the period a question asks about, or None when it names no time.
+
+    ``newest`` is the newest indexed issue's date: a day or month without a year is placed in the
+    latest year where it is on or before both today and ``newest``.
+    """
+    q = mask_personal(question.translate(_FULLWIDTH))
+    limit = min(today, newest) if newest is not None else today
     for parse in (_latest_issue, _full_date, _month_day, _dotted_day, _recent_n,
                   _month, _relative_month, _relative_week, _relative_day, _year, _vague):
-        found = parse(q, today)
+        found = parse(q, today, limit) if parse in _YEARLESS else parse(q, today)
         if found:
+            if newest is not None and not found.latest_issue and found.start > newest:
+                found = replace(found, after_newest=newest)
             return found
     return None
+
+
+# --- personal context: ages, durations and life events are no time range --------------------
+
+_MASK = "※"
+_YEAR_WORD = r"(?:今年|去年|前年|本年|明年)"
+_RELATIVE_WORD = rf"(?:{_YEAR_WORD}|上上个?月|上个?月|这个?月|本月|上周|这周|本周|上星期|前几天|前些天|前阵子|昨天|前天)"
+# "今年七十三了", "今年65岁", "去年刚满60", "今年都八十多了": a year word, then an age.
+_AGE = re.compile(rf"{_YEAR_WORD}(?=\s*(?:刚刚|刚|才|已经|已|都|就|也|还|快|将近|整|满|到){{0,3}}\s*"
+                  rf"(?:\d{{1,3}}|[一二三四五六七八九十两]{{1,4}})\s*(?:多|来)?\s*"
+                  rf"(?:周?岁(?!\s*(?:以上|以下|及以上|及以下|以内))|了|啦|咯|[，,。？?！!；;]|$))")
+# "怀孕五个月了", "退休三年了", "腰疼近两个月了", "住院十来天了": a duration that has run till now.
+_DURATION = re.compile(rf"(?:最近|近|过去|这|有|已经|已)?\s*(?:{_NUM}|几|半)\s*(?:多|来)?\s*"
+                       rf"(?:个\s*(?:多|来)?\s*(?:月|星期|礼拜)|年|天|周|星期|礼拜)\s*(?:多|来|半)?\s*(?:了|啦)")
+# "去年刚做完手术", "上个月才出院", "今年已经退休": a relative word, then an adverb of a life event,
+# in a clause that asks nothing.
+_LIFE_EVENT = re.compile(rf"{_RELATIVE_WORD}(?=\s*(?:刚刚|刚|才|已经))")
+_ASKING = re.compile(r"多少|几|哪|什么|啥|谁|怎么|怎样|如何|吗|么|有没有|是否|能不能|可不可以|呢")
+_CLAUSE = re.compile(r"[^，,。？?！!；;]+")
+
+
+@lru_cache(maxsize=1)
+def _person_words() -> tuple[str, ...]:
+    """Return the words naming the asker or their family (corpus/person_words.txt)."""
+    text = resources.files("corpus").joinpath("person_words.txt").read_text(encoding="utf-8")
+    words = {w for line in text.splitlines() if not line.startswith("#") for w in line.split()}
+    return tuple(sorted(words, key=len, reverse=True))
+
+
+def _after_person(q: str, start: int) -> bool:
+    """Tell whether the text just before ``start`` names a person: "俺爹今年", "我妈去年"."""
+    before = q[max(0, start - 6):start].rstrip()
+    return before.endswith(_person_words())
+
+
+def mask_personal(q: str) -> str:
+    """Blank out the time words that only tell about the asker's life, not about an event."""
+    spans: list[tuple[int, int]] = [m.span() for m in _AGE.finditer(q)]
+    spans += [m.span() for m in _DURATION.finditer(q)]
+    for clause in _CLAUSE.finditer(q):
+        if _ASKING.search(clause.group(0)):
+            continue
+        spans += [(clause.start() + m.start(), clause.start() + m.end())
+                  for m in _LIFE_EVENT.finditer(clause.group(0))]
+    spans += [m.span() for m in re.finditer(_YEAR_WORD, q) if _after_person(q, m.start())]
+    if not spans:
+        return q
+    chars = list(q)
+    for start, end in spans:
+        chars[start:end] = _MASK * (end - start)
+    return "".join(chars)
 
 
 def _latest_issue(q: str, today: date) -> TimeRange | None:
@@ -187,16 +255,19 @@ def _full_date(q: str, today: date) -> TimeRange | None:
     return _single_day(_day(*map(int, m.groups()))) if m else None
 
 
-def _last_occurrence(month: int | None, day: int | None, today: date) -> date | None:
-    """Return the latest date with this month and day on or before today."""
-    for year in range(today.year, today.year - 5, -1):
+_LOOK_BACK_YEARS = 12      # how far back a yearless day may land (29 February needs up to 8)
+
+
+def _last_occurrence(month: int | None, day: int | None, limit: date) -> date | None:
+    """Return the latest date with this month and day on or before ``limit``."""
+    for year in range(limit.year, limit.year - _LOOK_BACK_YEARS, -1):
         found = _day(year, month, day)
-        if found and found <= today:
+        if found and found <= limit:
             return found
     return None
 
 
-def _month_day(q: str, today: date) -> TimeRange | None:
+def _month_day(q: str, today: date, limit: date) -> TimeRange | None:
     """Match "7月12日" / "七月十二号" without a year: the latest such day so far."""
     m = _MONTH_DAY.search(q)
     if not m:
@@ -205,15 +276,15 @@ def _month_day(q: str, today: date) -> TimeRange | None:
     month, day = cn_number(m.group(1)), cn_number(m.group(2))
     if year_m:
         return _single_day(_day(_year_of(year_m, today), month, day))
-    return _single_day(_last_occurrence(month, day, today))
+    return _single_day(_last_occurrence(month, day, limit))
 
 
-def _dotted_day(q: str, today: date) -> TimeRange | None:
+def _dotted_day(q: str, today: date, limit: date) -> TimeRange | None:
     """Match "7.12" / "6·14" when it cannot be a decimal or a quantity."""
     m = _DOTTED_DAY.search(q)
     if not m:
         return None
-    return _single_day(_last_occurrence(int(m.group(1)), int(m.group(2)), today))
+    return _single_day(_last_occurrence(int(m.group(1)), int(m.group(2)), limit))
 
 
 def _year_of(m: re.Match, today: date) -> int:
@@ -231,18 +302,21 @@ def _month_range(year: int, month: int, part: str | None, label: str) -> TimeRan
                      f"{year}年{month}月{part or ''}".replace("月月", "月"))
 
 
-def _month(q: str, today: date) -> TimeRange | None:
-    """Match "6月" / "六月中旬" / "去年九月" / "2024年9月下旬"."""
+def _month(q: str, today: date, limit: date) -> TimeRange | None:
+    """Match "6月" / "六月中旬" / "去年九月" / "2024年9月下旬"; without a year, the latest that began by ``limit``."""
     for m in _MONTH.finditer(q):
         month = cn_number(m.group("m"))
         if not month or not 1 <= month <= 12:
             continue
         if m.group("y") or m.group("rel"):
-            year = _year_of(m, today)
-        else:
-            year = today.year if month <= today.month else today.year - 1
+            return _month_range(_year_of(m, today), month, m.group("part"), m.group(0))
+        first_day = _PARTS.get(m.group("part") or "", (1, 31))[0]
+        year = limit.year if (month, first_day) <= (limit.month, limit.day) else limit.year - 1
         return _month_range(year, month, m.group("part"), m.group(0))
     return None
+
+
+_YEARLESS = {_month_day, _dotted_day, _month}
 
 
 def _relative_month(q: str, today: date) -> TimeRange | None:

@@ -63,6 +63,27 @@ class DateTable:
             self._years[year] = {i for i, a in self.articles.items() if mark in a.text}
         return self._years[year]
 
+    def newest_issue(self) -> dt.date | None:
+        """Return the newest indexed issue's date (None for an empty index)."""
+        return dt.date.fromordinal(self.latest) if self.latest is not None else None
+
+    def on(self, when: TimeRange) -> list[int]:
+        """Return the ids of the articles a time range admits, by the first day of theirs in it.
+
+        The day is the article's first event date printed in the range, else its issue date; ties
+        go by issue date, then by position in the issue.
+        """
+        ids = self.admitted(when)
+        start, end = when.start.toordinal(), when.end.toordinal()
+        first: dict[int, int] = {}
+        for aid, day in zip(self.event_ids.tolist(), self.event.tolist()):
+            if aid in ids and start <= day <= end:
+                first[aid] = min(first.get(aid, day), day)
+        def key(aid: int) -> tuple:
+            a = self.articles[aid]
+            return (first.get(aid, a.issue_date.toordinal()), a.issue_date, a.position, aid)
+        return sorted(ids, key=key)
+
     def admitted(self, when: TimeRange) -> set[int]:
         if when.latest_issue:
             return set(self.ids[self.issue == self.latest].tolist()) if self.latest is not None else set()
@@ -103,6 +124,21 @@ class Retriever:
                 self._allowed.clear()
             self._allowed[when] = self._dates().admitted(when)
         return self._allowed[when]
+
+    def newest_issue(self) -> dt.date | None:
+        """Return the newest indexed issue's date: what a yearless "7月12日" is read against."""
+        return self._dates().newest_issue()
+
+    def articles_on(self, when: TimeRange) -> list[StoredArticle]:
+        """Return every article of a (non-vague) time range, retrieved or not, in event-date order.
+
+        For a dated question with no other content ("7月9号有啥动静", "7月12日都有哪些活动"):
+        every article whose issue date or a date printed in its body falls in the range.
+        """
+        if when.vague:
+            return []
+        table = self._dates()
+        return [table.articles[i] for i in table.on(when)]
 
     def _dates(self) -> "DateTable":
         if self._date_table is None:
