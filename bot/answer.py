@@ -256,9 +256,10 @@ class Answerer:
                            store: IndexStore, retriever: Retriever) -> list[StoredArticle]:
         """Return every article a listing question asks for, not cut at top-k, within the places it names."""
         when = question.when
-        if dated_only(question, store):
-            # "7月12日那天有哪些活动？": every article of those dates, retrieved or not
-            found = retriever.articles_on(when)
+        if when is not None and not when.vague and all(t in GENERIC or t in weights.unknown for t in weights.idf):
+            # "7月12日那天有哪些活动？", "最近一期有哪些新闻？": every article of that time, retrieved or not
+            articles = store.all_articles()
+            found = [articles[i] for i in retriever.allowed(when)]
         else:
             scored = [(weights.coverage(h.article.text, skip=GENERIC), h.article) for h in hits]
             top = max((s for s, _ in scored), default=0.0)

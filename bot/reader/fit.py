@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from bot.evaluate import score_answer
 from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, reading_features
-from bot.reader.model import Logistic, ReaderModel, choose
+from bot.reader.model import Logistic, ReaderModel, article_cover, choose
 from bot.reader.types import answer_types
 from index.chunking import split_sentences
 from index.keywords import query_terms
@@ -181,7 +181,8 @@ def fit(examples: list[Example], meta: dict | None = None) -> ReaderModel:
     rows, labels = [], []
     for e in real:
         p = sentence(e.prepared.evidence.X)
-        chosen = list(choose(p, e.prepared.evidence.article_of, SUPPORT_MIN, SUPPORT_SHARE))
+        chosen = list(choose(p, e.prepared.evidence.article_of, SUPPORT_MIN, SUPPORT_SHARE,
+                             article_cover(e.prepared.evidence)))
         rows.append(reading_features(e.prepared.evidence, p, chosen))
         labels.append(float(bool(e.row.get("gold"))))
     QX, qy = np.vstack(rows), np.asarray(labels)

@@ -21,6 +21,7 @@ from errors import BulletinBotError
 
 LEAD_CHARS = 80               # the lead line: the answering sentence, or its clauses holding the answer
 MAX_SUPPORT = 2               # supporting quotes after the lead line
+OTHER_ARTICLE_SHARE = 0.85    # a supporting quote from a second article needs this share of the lead article's coverage
 _CLAUSE = re.compile(r"[^，,；;：:]+[，,；;：:]?")
 
 
@@ -96,7 +97,7 @@ class ReaderModel:
         p = self.sentence(ev.X)
         if len(p) == 0:
             return Reading(p, (), "", 0.0, True)
-        chosen = choose(p, ev.article_of, self.support_min, self.support_share)
+        chosen = choose(p, ev.article_of, self.support_min, self.support_share, article_cover(ev))
         lead = lead_line(ev.sentences[chosen[0]], ev)
         a = float(self.answerable(reading_features(ev, p, list(chosen))[None, :])[0])
         strict_missing = [t.name for t in ev.strict_asked
@@ -108,13 +109,30 @@ class ReaderModel:
         return Reading(p, chosen, lead, a, bool(reason) or a < self.threshold, reason)
 
 
-def choose(p: np.ndarray, article_of: np.ndarray, support_min: float, support_share: float) -> tuple[int, ...]:
-    """Return the lead sentence and up to MAX_SUPPORT supporting ones, best first."""
+def choose(p: np.ndarray, article_of: np.ndarray, support_min: float, support_share: float,
+           article_cover: np.ndarray | None = None) -> tuple[int, ...]:
+    """Return the lead sentence and up to MAX_SUPPORT supporting ones, best first.
+
+    A supporting sentence from another article than the lead's must come from an article that covers
+    the question nearly as well (OTHER_ARTICLE_SHARE of the lead article's term coverage) and score
+    at least half the lead's probability: a blood drive of another hospital does not support this one's.
+    """
     order = [int(i) for i in np.argsort(-p, kind="stable")]
     lead = order[0]
     floor = max(support_min, support_share * float(p[lead]))
-    support = [i for i in order[1:] if p[i] >= floor][:MAX_SUPPORT]
+    def fits(i: int) -> bool:
+        if p[i] < floor:
+            return False
+        if article_of[i] == article_of[lead] or article_cover is None:
+            return True
+        return p[i] >= 0.5 * p[lead] and article_cover[i] >= OTHER_ARTICLE_SHARE * article_cover[lead]
+    support = [i for i in order[1:] if fits(i)][:MAX_SUPPORT]
     return (lead, *support)
+
+
+def article_cover(ev: Evidence) -> np.ndarray:
+    """Per sentence: how much of the question its article covers (IDF-weighted terms)."""
+    return ev.X[:, SENTENCE_FEATURES.index("art_cov")] if len(ev.X) else np.zeros(0)
 
 
 def lead_line(sentence: str, ev: Evidence) -> str:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from importlib import resources
 
 _NUM = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千]+)"
-_UNIT_ASK = re.compile(r"(?:多少|几)\s*(?:个)?\s*(?P<unit>[\u4e00-\u9fff%]{1,2})")
+_UNIT_ASK = re.compile(r"(?:多少|几)\s*(?P<unit>[\u4e00-\u9fff%]{1,2})")
 
 
 @dataclass(frozen=True)
