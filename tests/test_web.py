@@ -50,9 +50,9 @@ def test_ask_returns_the_same_object_as_ask_json(http, answerer):
     assert response.status_code == 200
     body = response.json()
     assert body == answerer.answer(BLOOD).to_json(BLOOD)
-    assert set(body) == {"question", "answer", "abstained", "sources"}
+    assert set(body) == {"question", "answer", "abstained", "sources", "cited", "nearest"}
     assert "21200" in body["answer"] and body["abstained"] is False
-    assert set(body["sources"][0]) == {"title", "date", "unit", "text", "score"}
+    assert set(body["sources"][0]) == {"title", "date", "unit", "text", "score", "article_id"}
 
 
 def test_ask_takes_k_for_the_number_of_sources(http):
