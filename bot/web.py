@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 
 from bot import replies
 from bot.answer import Answer, Answerer
+from bot.channels import ChannelStates
 from bot.querylog import QueryLog
 from errors import BulletinBotError, ConfigError
 from settings import Settings
@@ -81,18 +82,25 @@ class AnswerRunner:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def build_app(settings: Settings, answerer: Answerer, querylog: QueryLog) -> Starlette:
-    """Return the ASGI app: the web page and API if [web] is enabled, the WeChat webhook if [wechat] is."""
+def build_app(settings: Settings, answerer: Answerer, querylog: QueryLog,
+              channels: ChannelStates | None = None) -> Starlette:
+    """Return the ASGI app: the web page and API if [web] is enabled, the WeChat webhook if [wechat] is.
+
+    ``channels`` is the state of every channel of the process, reported by /healthz.
+    """
     runner = AnswerRunner(answerer, querylog)
-    api = _Api(settings, runner)
+    channels = channels if channels is not None else ChannelStates()
+    api = _Api(settings, runner, channels)
     routes = [Route("/healthz", api.healthz)]
     if settings.web.enabled:
         routes += [Route("/", api.page), Route("/api/ask", api.ask, methods=["POST"]),
                    Route("/api/issues", api.issues), Route("/api/article", api.article),
                    Mount("/static", StaticFiles(directory=STATIC), name="static")]
-    wechat = _wechat_channel(settings, runner) if settings.wechat.enabled else None
+        channels.set("web", "running")
+    wechat = _wechat_channel(settings, runner, channels) if settings.wechat.enabled else None
     if wechat is not None:
         routes.append(Route(settings.wechat.path, wechat.endpoint, methods=["GET", "POST"]))
+        channels.set("wechat", "running")
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -107,7 +115,7 @@ def build_app(settings: Settings, answerer: Answerer, querylog: QueryLog) -> Sta
     return app
 
 
-def _wechat_channel(settings: Settings, runner: AnswerRunner):
+def _wechat_channel(settings: Settings, runner: AnswerRunner, channels: ChannelStates):
     """Return the WeChat channel with its secrets read from the environment variables config names."""
     from bot.wechat import WeChatChannel
     cfg = settings.wechat
@@ -124,15 +132,16 @@ def _wechat_channel(settings: Settings, runner: AnswerRunner):
         log.warning("wechat: no app_id or %s: late answers wait for 「更多」 instead of a customer-service message",
                     cfg.app_secret_env)
     return WeChatChannel(cfg, runner.ask_text, token=token, aes_key=aes_key, app_secret=secret,
-                         max_body_bytes=settings.web.max_body_bytes)
+                         max_body_bytes=settings.web.max_body_bytes, states=channels)
 
 
 class _Api:
     """The web page and the HTTP API endpoints."""
 
-    def __init__(self, settings: Settings, runner: AnswerRunner):
+    def __init__(self, settings: Settings, runner: AnswerRunner, channels: ChannelStates):
         self.limits = settings.web
         self.runner = runner
+        self.channels = channels
         self._page = _render_page(settings)
 
     async def page(self, request: Request) -> Response:
@@ -178,17 +187,19 @@ class _Api:
                              "text": found.body, "event_dates": [d.isoformat() for d in found.event_dates]})
 
     async def healthz(self, request: Request) -> Response:
-        """Report whether the index is loaded, how many issues it holds and when one was last ingested."""
+        """Report whether the index is loaded, how many issues it holds, when one was last ingested, and the
+        state of every channel (a channel that is retrying does not make the process unhealthy)."""
         def status() -> dict:
             store = self.runner.answerer.store
             issues = store.issues()
             return {"status": "ok", "index_loaded": True, "generation": store.path.name, "issues": len(issues),
                     "articles": sum(r["articles"] for r in issues),
                     "last_ingest": max((r["ingested_at"] for r in issues), default=None)}
+        channels = {"channels": self.channels.snapshot()}
         try:
-            return JSONResponse(await self.runner.run(status))
+            return JSONResponse(await self.runner.run(status) | channels)
         except BulletinBotError as exc:
-            return JSONResponse({"status": "error", "index_loaded": False, "error": exc.user_message}, 503)
+            return JSONResponse({"status": "error", "index_loaded": False, "error": exc.user_message} | channels, 503)
 
 
 def _render_page(settings: Settings) -> str:
@@ -249,9 +260,10 @@ class ServerErrors:
                 await JSONResponse({"error": replies.API_SERVER_ERROR}, status_code=500)(scope, receive, send)
 
 
-async def run_web(settings: Settings, answerer: Answerer, querylog: QueryLog) -> None:
+async def run_web(settings: Settings, answerer: Answerer, querylog: QueryLog,
+                  channels: ChannelStates | None = None) -> None:
     """Serve the app with uvicorn until cancelled."""
-    app = build_app(settings, answerer, querylog)
+    app = build_app(settings, answerer, querylog, channels)
     # access_log off: WeChat puts the user's openid in the query string, and raw ids never go to logs
     server = uvicorn.Server(uvicorn.Config(app, host=settings.web.host, port=settings.web.port,
                                            access_log=False, log_level="info"))
