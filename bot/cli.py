@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import unicodedata
 from pathlib import Path
 
 import click
@@ -110,9 +111,13 @@ def ask(obj: Context, as_json: bool, top_k: int | None, question: tuple[str, ...
 @cli.command()
 @click.pass_obj
 def chat(obj: Context) -> None:
-    """Ask questions interactively (empty line or Ctrl-D to quit)."""
+    """Ask questions interactively; a short follow-up is read against the article just cited (/new forgets it;
+    empty line or Ctrl-D quits)."""
+    from bot import replies
+    from bot.followup import topic_after, with_topic
     answerer = obj.answerer()
-    click.echo("南阳卫生健康体育动态问答（空行退出）")
+    click.echo(replies.CHAT_WELCOME)
+    topic = None
     while True:
         try:
             q = input("问> ").strip()
@@ -120,7 +125,14 @@ def chat(obj: Context) -> None:
             break
         if not q:
             break
-        click.echo(answerer.answer(q).text + "\n")
+        if q == "/new":
+            topic = None
+            click.echo(replies.TG_NEW_TOPIC + "\n")
+            continue
+        question, topic = with_topic(topic, q, obj.settings.telegram.context_minutes)
+        answer = answerer.answer(question)
+        topic = topic_after(answer, topic)
+        click.echo(answer.text + "\n")
 
 
 @cli.command("issues")
@@ -131,10 +143,23 @@ def list_issues(obj: Context) -> None:
     from index.store import IndexStore
     embedder = obj.embedder()
     store = IndexStore(obj.ensure_index(embedder), index_identity(obj.settings, embedder))
-    for row in store.issues():
-        year, _, n = row["number"].partition("-")
-        number = f" {year}年第{n}期" if n else ""
-        click.echo(f"{row['date']}{number}  {row['articles']:3d} 篇  {row['source_name']}")
+    rows = store.issues()
+    numbers = [_issue_number(row["number"]) for row in rows]
+    width = max((display_width(n) for n in numbers), default=0)
+    for row, number in zip(rows, numbers):
+        padded = number + " " * (width - display_width(number))
+        click.echo(f"{row['date']}  {padded}  {row['articles']:3d} 篇  {row['source_name']}")
+
+
+def _issue_number(number: str) -> str:
+    """Return "2024年第89期" for a stored "2024-89", "" for an issue without a number."""
+    year, _, n = number.partition("-")
+    return f"{year}年第{n}期" if n else ""
+
+
+def display_width(text: str) -> int:
+    """Return how many terminal columns text takes: wide (CJK) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 @cli.command("eval")

@@ -6,19 +6,23 @@
     GET  /healthz                              index loaded, issue count, last ingest time
     GET|POST [wechat] path                     the WeChat Official Account webhook (when enabled)
 
-Client errors are JSON ``{"error": "..."}`` with a 4xx status; anything unexpected is logged with its
-traceback and answered with a generic 500 message, never a stack trace.
+Client errors are JSON ``{"error": "..."}``: 400 for missing or malformed parameters (bad JSON, nested too
+deep, a question that is not text or holds lone surrogates, /api/article without date and title), 413/422
+for sizes, 503 only while no index can be served; anything unexpected is logged in one line and answered
+with a generic 500 message, never a stack trace.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import html
 import json
 import logging
 import os
 import string
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,7 +39,7 @@ from bot import replies
 from bot.answer import Answer, Answerer
 from bot.channels import ChannelStates
 from bot.querylog import QueryLog
-from errors import BulletinBotError, ConfigError
+from errors import BulletinBotError, ConfigError, IndexBusy, IndexCorrupt, IndexMismatch
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -151,13 +155,17 @@ class _Api:
         """Answer {"question": ..., "k": ...} with the same object as `ask --json`."""
         try:
             data = json.loads(await read_body(request, self.limits.max_body_bytes))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):      # RecursionError: nested too deep
             raise HTTPException(400, replies.API_BAD_JSON) from None
         if not isinstance(data, dict):
             raise HTTPException(400, replies.API_BAD_JSON)
         question = data.get("question")
-        if not isinstance(question, str) or not question.strip():
+        if question is not None and not isinstance(question, str):
+            raise HTTPException(400, replies.API_QUESTION_NOT_TEXT)
+        if not question or not question.strip():
             raise HTTPException(400, replies.API_NO_QUESTION)
+        if not _encodable(question):
+            raise HTTPException(400, replies.API_BAD_CHARACTERS)
         question = question.strip()
         if len(question) > self.limits.max_question_chars:
             raise HTTPException(422, replies.API_QUESTION_TOO_LONG.format(limit=self.limits.max_question_chars))
@@ -176,6 +184,8 @@ class _Api:
     async def article(self, request: Request) -> Response:
         """Return the full text of the article a citation names (issue date and title)."""
         date, title = request.query_params.get("date", ""), request.query_params.get("title", "")
+        if not (title and _iso_date(date)):
+            raise HTTPException(400, replies.API_ARTICLE_PARAMS)
 
         def find():
             return next((a for a in self.runner.answerer.store.all_articles().values()
@@ -206,7 +216,7 @@ def _render_page(settings: Settings) -> str:
     """Fill the page template with the strings from bot/replies.py (the static files hold no Chinese)."""
     strings = {"placeholder": replies.WEB_PLACEHOLDER, "send": replies.WEB_SEND,
                "examplesLabel": replies.WEB_EXAMPLES_LABEL, "examples": list(replies.EXAMPLE_QUESTIONS),
-               "thinking": replies.WEB_THINKING, "sources": replies.WEB_SOURCES,
+               "thinking": replies.WEB_THINKING, "sources": replies.WEB_SOURCES, "nearest": replies.WEB_NEAREST,
                "sourcesHeader": replies.SOURCES_HEADER, "loadingArticle": replies.WEB_LOADING_ARTICLE,
                "networkError": replies.WEB_NETWORK_ERROR, "noArticle": replies.API_NO_ARTICLE,
                "maxQuestionChars": settings.web.max_question_chars}
@@ -232,9 +242,29 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+def _encodable(text: str) -> bool:
+    """Return whether text is valid Unicode (JSON's \\ud800 escapes decode to lone surrogates, which are not)."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _iso_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+        return len(text) == 10
+    except ValueError:
+        return False
+
+
 async def _bot_error(request: Request, exc: BulletinBotError) -> Response:
-    log.error("%s: %s", type(exc).__name__, exc.user_message)
-    return JSONResponse({"error": exc.user_message}, status_code=503)
+    """503 while no index can be served (damaged, built differently, being written); anything else is a 500."""
+    log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc.user_message)
+    if isinstance(exc, (IndexCorrupt, IndexMismatch, IndexBusy)):
+        return JSONResponse({"error": exc.user_message}, status_code=503)
+    return JSONResponse({"error": replies.API_SERVER_ERROR}, status_code=500)
 
 
 class ServerErrors:
@@ -254,8 +284,12 @@ class ServerErrors:
             await send(message)
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+        except Exception as exc:
+            # one line for the operator (where and what); the whole traceback only with -v
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("unhandled %s on %s %s: %s (%s:%d)", type(exc).__name__, scope.get("method"),
+                      scope.get("path"), str(exc)[:200], Path(frame.filename).name, frame.lineno)
+            log.debug("traceback", exc_info=True)
             if not started:
                 await JSONResponse({"error": replies.API_SERVER_ERROR}, status_code=500)(scope, receive, send)
 

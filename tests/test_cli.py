@@ -9,7 +9,7 @@ import sys
 
 from click.testing import CliRunner
 
-from bot.cli import cli
+from bot.cli import cli, display_width
 from tests.conftest import BULLETINS, QUESTIONS, REPO, dev_set
 
 
@@ -44,8 +44,22 @@ def test_ask_json_stdin_answers_one_line_per_question(built_data_dir):
 def test_issues_lists_each_issue_with_article_count(built_data_dir):
     result = run(built_data_dir, "issues")
     assert result.exit_code == 0
-    assert "2024-09-28 2024年第89期    8 篇" in result.stdout
-    assert len(result.stdout.strip().splitlines()) == 5
+    assert "2024-09-28  2024年第89期    8 篇" in result.stdout
+    lines = result.stdout.rstrip("\n").splitlines()
+    assert len(lines) == 5
+    # one numbered issue among unnumbered ones: the counts still line up, CJK characters counted two columns wide
+    assert len({display_width(line[:line.index(" 篇")]) for line in lines}) == 1
+
+
+def test_chat_reads_a_short_follow_up_against_the_article_just_cited(built_data_dir):
+    session = "市六院7月那次组织献血，一共献了多少毫升？\n那一共有多少人参加？\n/new\n那一共有多少人参加？\n\n"
+    result = run(built_data_dir, "chat", input=session)
+    assert result.exit_code == 0
+    answers = result.stdout.split("问> ")[1:]
+    citation = "2025-07-15 · 南阳市第六人民医院 · 南阳市第六人民医院组织无偿献血活动"
+    assert "21200" in answers[0] and citation in answers[0]
+    assert "71名" in answers[1] and citation in answers[1]          # read as 「…献血活动 那一共有多少人参加？」
+    assert citation not in answers[3]                               # /new forgot the topic
 
 
 def test_ingest_reports_skipped_and_rejected(data_dir, tmp_path):
