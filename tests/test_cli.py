@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli, display_width
@@ -101,6 +102,7 @@ def test_unknown_config_key_is_a_clean_error(tmp_path):
     assert "unknown key(s) in [answer]: max_sentence" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_bench_prints_cold_start_and_latency(built_data_dir):
     result = run(built_data_dir, "bench", "--rounds", "1", "--cold-runs", "1")
     assert result.exit_code == 0

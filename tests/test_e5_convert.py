@@ -17,6 +17,8 @@ from settings import EmbeddingSettings, Settings
 from tests.conftest import QUESTIONS, TODAY, settings_for
 from tests.e5_reference import ReferenceTokenizer
 
+pytestmark = pytest.mark.slow          # converting the model and re-embedding the corpus with ONNX takes minutes on 2 cores
+
 INT8_COSINE_MIN = 0.99          # measured: min 0.995, mean 0.997 on the bulletin chunks
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bot.answer import Answer
@@ -49,7 +50,8 @@ def test_date_parsers_never_fail(text, today):
     assert when is None or when.start <= when.end
 
 
-@settings(max_examples=60, deadline=3000, suppress_health_check=[HealthCheck.too_slow,
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(TEXT)
 def test_answerer_always_answers_or_abstains(answerer, question):

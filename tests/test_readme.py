@@ -47,5 +47,3 @@ def test_readme_setup_commands_are_what_ci_runs():
     assert test_command[0].replace(" -q", "") in ci.replace(" -q", "")
     main_command = re.findall(r"^    (python3 -m venv .*bulletin-bot \w+)$", README, re.M)
     assert len(main_command) == 1
-    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
-    assert "pip install --no-cache-dir -e ." in dockerfile
