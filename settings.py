@@ -16,6 +16,8 @@ from pathlib import Path
 from errors import ConfigError
 
 TODAY_ENV = "BULLETIN_BOT_TODAY"
+DATA_DIR_ENV = "BULLETIN_BOT_DATA_DIR"           # overrides [data] dir (the --data-dir option overrides both)
+PROJECT_CONFIG = Path(__file__).resolve().parent / "config.toml"   # a checkout's own config.toml
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class TelegramSettings:
     context_minutes: float = 5.0       # follow-ups are read against the last cited article this long
     questions_per_minute: int = 10     # per-user limit for incoming questions
     notify_admins_on_error: bool = False
+    retry_max_s: float = 60.0          # Bot API unreachable at start: retry after 1, 2, 4 ... s, at most this
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class WeChatSettings:
     reply_budget_s: float = 4.0        # answer passively within this; later answers go by customer-service message
     max_reply_bytes: int = 2000        # WeChat's text limit; longer answers end with 回复「更多」
     path: str = "/wechat"
+    send_attempts: int = 4             # customer-service message: tries while WeChat's API cannot be reached
+    retry_max_s: float = 30.0          # ... waiting 1, 2, 4 ... s between them, at most this
 
 
 @dataclass(frozen=True)
@@ -189,20 +194,38 @@ def parse_settings(raw: dict) -> Settings:
     return Settings(**kwargs)
 
 
+def find_config(path: str | Path | None = None) -> Path | None:
+    """Return the settings file: the one named, else ./config.toml, else the checkout's own; None = defaults."""
+    if path is not None:
+        return Path(path)
+    return next((p for p in (Path("config.toml"), PROJECT_CONFIG) if p.is_file()), None)
+
+
+def default_home() -> Path:
+    """Return where data lives when there is no settings file at all (an installed copy): the user's data folder."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "bulletin-bot"
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
-    """Read config.toml (or defaults when there is none); relative paths are taken from the cwd."""
-    if path is None:
-        path = Path("config.toml")
-        if not path.exists():
-            return Settings()
-    path = Path(path)
+    """Read the settings file (or defaults when there is none) with the data folder made absolute.
+
+    A relative ``[data] dir`` is taken from the settings file's folder, never from the working
+    directory, so a command run from anywhere finds the same data; env BULLETIN_BOT_DATA_DIR overrides it.
+    """
+    found = find_config(path)
+    settings = Settings() if found is None else parse_settings(_read_toml(found))
+    base = found.resolve().parent if found is not None else default_home()
+    data_dir = Path(os.environ.get(DATA_DIR_ENV) or base / settings.data.dir).absolute()
+    return replace(settings, data={"dir": str(data_dir)})
+
+
+def _read_toml(path: Path) -> dict:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return parse_settings(raw)
 
 
 def replace(settings: Settings, **sections: dict) -> Settings:

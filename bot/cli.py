@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import unicodedata
 from pathlib import Path
 
 import click
@@ -26,20 +27,28 @@ class Context:
         from index.embedding import Embedder, resolve_model
         return Embedder(resolve_model(self.settings))
 
+    def ensure_index(self, embedder) -> Path:
+        """Return the served generation, building it first (saying so on stderr) when there is none yet."""
+        from index.build import ensure_index
+        return ensure_index(self.settings, embedder, progress=sys.stderr.isatty(), say=lambda m: click.echo(m, err=True))
+
     def answerer(self, today: dt.date | None = None):
         """Return the one Answerer; without --today it reads the day afresh for every question."""
         from bot.answer import Answerer
         if self._answerer is None:
             fixed = today or (reference_day(self.settings, self.today_option) if self.today_option else None)
-            self._answerer = Answerer(self.settings, self.embedder(), today=fixed, progress=sys.stderr.isatty())
+            embedder = self.embedder()
+            self.ensure_index(embedder)
+            self._answerer = Answerer(self.settings, embedder, today=fixed, progress=sys.stderr.isatty())
         return self._answerer
 
 
 @click.group()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Settings file (default: ./config.toml if present, else built-in defaults).")
+              help="Settings file (default: ./config.toml if present, else the checkout's own config.toml).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Where the corpus folder, SQLite, FAISS and keyword files live (default from config).")
+              help="Where the corpus folder, SQLite, FAISS and keyword files live (default: env "
+                   "BULLETIN_BOT_DATA_DIR, else [data] dir taken from the settings file's folder).")
 @click.option("--today", default=None, metavar="YYYY-MM-DD",
               help="Reference day for relative dates (env BULLETIN_BOT_TODAY; default: today).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
@@ -50,7 +59,7 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, today
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     settings = load_settings(config_path)
     if data_dir:
-        settings = replace(settings, data={"dir": data_dir})
+        settings = replace(settings, data={"dir": str(Path(data_dir).absolute())})
     if today:
         reference_day(settings, today)          # fail early on a malformed date
     ctx.obj = Context(settings, today)
@@ -102,9 +111,13 @@ def ask(obj: Context, as_json: bool, top_k: int | None, question: tuple[str, ...
 @cli.command()
 @click.pass_obj
 def chat(obj: Context) -> None:
-    """Ask questions interactively (empty line or Ctrl-D to quit)."""
+    """Ask questions interactively; a short follow-up is read against the article just cited (/new forgets it;
+    empty line or Ctrl-D quits)."""
+    from bot import replies
+    from bot.followup import topic_after, with_topic
     answerer = obj.answerer()
-    click.echo("南阳卫生健康体育动态问答（空行退出）")
+    click.echo(replies.CHAT_WELCOME)
+    topic = None
     while True:
         try:
             q = input("问> ").strip()
@@ -112,24 +125,41 @@ def chat(obj: Context) -> None:
             break
         if not q:
             break
-        click.echo(answerer.answer(q).text + "\n")
+        if q == "/new":
+            topic = None
+            click.echo(replies.TG_NEW_TOPIC + "\n")
+            continue
+        question, topic = with_topic(topic, q, obj.settings.telegram.context_minutes)
+        answer = answerer.answer(question)
+        topic = topic_after(answer, topic)
+        click.echo(answer.text + "\n")
 
 
 @cli.command("issues")
 @click.pass_obj
 def list_issues(obj: Context) -> None:
     """List the indexed issues with their article counts."""
-    from index.build import ensure_index
-    from index.generations import Generations
     from index.build import index_identity
     from index.store import IndexStore
     embedder = obj.embedder()
-    ensure_index(obj.settings, embedder)
-    store = IndexStore(Generations(obj.settings.data_dir).current(), index_identity(obj.settings, embedder))
-    for row in store.issues():
-        year, _, n = row["number"].partition("-")
-        number = f" {year}年第{n}期" if n else ""
-        click.echo(f"{row['date']}{number}  {row['articles']:3d} 篇  {row['source_name']}")
+    store = IndexStore(obj.ensure_index(embedder), index_identity(obj.settings, embedder))
+    rows = store.issues()
+    numbers = [_issue_number(row["number"]) for row in rows]
+    width = max((display_width(n) for n in numbers), default=0)
+    for row, number in zip(rows, numbers):
+        padded = number + " " * (width - display_width(number))
+        click.echo(f"{row['date']}  {padded}  {row['articles']:3d} 篇  {row['source_name']}")
+
+
+def _issue_number(number: str) -> str:
+    """Return "2024年第89期" for a stored "2024-89", "" for an issue without a number."""
+    year, _, n = number.partition("-")
+    return f"{year}年第{n}期" if n else ""
+
+
+def display_width(text: str) -> int:
+    """Return how many terminal columns text takes: wide (CJK) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 @cli.command("eval")
@@ -268,6 +298,8 @@ def bench(ctx: click.Context, questions: str | None, rounds: int, cold_runs: int
     answerer = obj.answerer()                   # builds the index first if there is none
     qs = b.load_questions(Path(questions) if questions else None)
     config = ctx.parent.params.get("config_path")
+    click.echo(f"timing {cold_runs} cold start(s) in fresh processes, then {rounds} round(s) of {len(qs)} questions ...",
+               err=True)
     cold = [b.cold_start(obj.settings.data_dir, config, qs[0]) for _ in range(cold_runs)]
     for line in b.report(cold, b.latency(answerer, qs, rounds)):
         click.echo(line)

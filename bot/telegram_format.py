@@ -1,25 +1,20 @@
-"""Telegram-side text and state helpers: HTML pieces within the length limit, keyboards, follow-ups, rate limits."""
+"""Telegram-side text and state helpers: HTML pieces within the length limit, keyboards, rate limits."""
 from __future__ import annotations
 
 import html
 import re
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import replies
 from bot.answer import Answer
-from bot.question import content_terms
 from index.store import StoredArticle
 
 MESSAGE_LIMIT = 4096               # Telegram's limit for one text message
 SEARCH_PAGE_SIZE = 5
 MAX_SOURCE_BUTTONS = 4
-FOLLOW_UP_STARTS = ("那", "这", "要", "能", "还", "可以", "怎么", "多少", "在哪", "什么时候", "哪里")
-FOLLOW_UP_MAX_CHARS = 20           # longer questions carry their own topic
-FOLLOW_UP_MAX_TERMS = 2            # ... and so do questions with more content terms than this
 
 
 def _units(text: str) -> int:
@@ -101,27 +96,6 @@ def search_page(found: list[StoredArticle], query: str, page: int, key: str) -> 
     if page < pages:
         buttons.append(InlineKeyboardButton(replies.TG_NEXT_PAGE, callback_data=f"s:{key}:{page + 1}"))
     return "\n".join(lines), InlineKeyboardMarkup([buttons]) if buttons else None
-
-
-def is_follow_up(text: str) -> bool:
-    """Return whether a question has no strong topic of its own (那在哪报名？ / 要钱吗？)."""
-    text = text.strip()
-    if len(text) > FOLLOW_UP_MAX_CHARS:
-        return False
-    terms = content_terms(text)
-    return len(terms) <= FOLLOW_UP_MAX_TERMS and (text.startswith(FOLLOW_UP_STARTS) or len(terms) <= 1)
-
-
-@dataclass
-class ChatTopic:
-    """The article a chat's last answer cited, and when."""
-
-    title: str
-    article_id: int
-    at: float
-
-    def fresh(self, minutes: float, now: float | None = None) -> bool:
-        return ((now or time.monotonic()) - self.at) <= minutes * 60
 
 
 class QuestionLimiter:

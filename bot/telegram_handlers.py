@@ -17,8 +17,9 @@ from telegram.ext import ContextTypes
 from bot import replies
 from bot.answer import Answerer
 from bot.querylog import QueryLog
-from bot.telegram_format import (ChatTopic, QuestionLimiter, answer_keyboard, article_text, examples_keyboard,
-                                 is_follow_up, search_articles, search_page, split_html)
+from bot.followup import topic_after, with_topic
+from bot.telegram_format import (QuestionLimiter, answer_keyboard, article_text, examples_keyboard, search_articles,
+                                 search_page, split_html)
 from errors import BulletinBotError, IndexBusy
 from index.build import SUFFIXES, build_index, ingest_files
 from settings import Settings
@@ -131,19 +132,15 @@ class Handlers:
         query_id = await asyncio.to_thread(
             self.querylog.record, channel=CHANNEL, user_id=update.effective_user.id, chat_type=chat.type,
             question=text, answer=answer, latency_ms=latency_ms)
-        if answer.cited:
-            context.chat_data["topic"] = ChatTopic(answer.cited[0].title, answer.cited[0].article_id, time.monotonic())
+        context.chat_data["topic"] = topic_after(answer, context.chat_data.get("topic"))
         log.info("answered in %.0f ms (%s chat, abstained=%s, follow-up=%s)", latency_ms, chat.type,
                  answer.abstained, question != text)
         await self.reply(update, context, answer.text, answer_keyboard(query_id, answer))
 
     def _with_topic(self, chat_data: dict, text: str) -> str:
         """Read a short follow-up against the article the last answer cited, while that is fresh."""
-        topic: ChatTopic | None = chat_data.get("topic")
-        if topic is None or not topic.fresh(self.tg.context_minutes):
-            chat_data.pop("topic", None)
-            return text
-        return f"{topic.title} {text}" if is_follow_up(text) else text
+        question, chat_data["topic"] = with_topic(chat_data.get("topic"), text, self.tg.context_minutes)
+        return question
 
     async def not_text(self, update: Update, context: Context) -> None:
         """Tell a private sender that only text is read."""

@@ -6,19 +6,23 @@
     GET  /healthz                              index loaded, issue count, last ingest time
     GET|POST [wechat] path                     the WeChat Official Account webhook (when enabled)
 
-Client errors are JSON ``{"error": "..."}`` with a 4xx status; anything unexpected is logged with its
-traceback and answered with a generic 500 message, never a stack trace.
+Client errors are JSON ``{"error": "..."}``: 400 for missing or malformed parameters (bad JSON, nested too
+deep, a question that is not text or holds lone surrogates, /api/article without date and title), 413/422
+for sizes, 503 only while no index can be served; anything unexpected is logged in one line and answered
+with a generic 500 message, never a stack trace.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import html
 import json
 import logging
 import os
 import string
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,8 +37,9 @@ from starlette.staticfiles import StaticFiles
 
 from bot import replies
 from bot.answer import Answer, Answerer
+from bot.channels import ChannelStates
 from bot.querylog import QueryLog
-from errors import BulletinBotError, ConfigError
+from errors import BulletinBotError, ConfigError, IndexBusy, IndexCorrupt, IndexMismatch
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,18 +86,25 @@ class AnswerRunner:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def build_app(settings: Settings, answerer: Answerer, querylog: QueryLog) -> Starlette:
-    """Return the ASGI app: the web page and API if [web] is enabled, the WeChat webhook if [wechat] is."""
+def build_app(settings: Settings, answerer: Answerer, querylog: QueryLog,
+              channels: ChannelStates | None = None) -> Starlette:
+    """Return the ASGI app: the web page and API if [web] is enabled, the WeChat webhook if [wechat] is.
+
+    ``channels`` is the state of every channel of the process, reported by /healthz.
+    """
     runner = AnswerRunner(answerer, querylog)
-    api = _Api(settings, runner)
+    channels = channels if channels is not None else ChannelStates()
+    api = _Api(settings, runner, channels)
     routes = [Route("/healthz", api.healthz)]
     if settings.web.enabled:
         routes += [Route("/", api.page), Route("/api/ask", api.ask, methods=["POST"]),
                    Route("/api/issues", api.issues), Route("/api/article", api.article),
                    Mount("/static", StaticFiles(directory=STATIC), name="static")]
-    wechat = _wechat_channel(settings, runner) if settings.wechat.enabled else None
+        channels.set("web", "running")
+    wechat = _wechat_channel(settings, runner, channels) if settings.wechat.enabled else None
     if wechat is not None:
         routes.append(Route(settings.wechat.path, wechat.endpoint, methods=["GET", "POST"]))
+        channels.set("wechat", "running")
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -107,7 +119,7 @@ def build_app(settings: Settings, answerer: Answerer, querylog: QueryLog) -> Sta
     return app
 
 
-def _wechat_channel(settings: Settings, runner: AnswerRunner):
+def _wechat_channel(settings: Settings, runner: AnswerRunner, channels: ChannelStates):
     """Return the WeChat channel with its secrets read from the environment variables config names."""
     from bot.wechat import WeChatChannel
     cfg = settings.wechat
@@ -124,15 +136,16 @@ def _wechat_channel(settings: Settings, runner: AnswerRunner):
         log.warning("wechat: no app_id or %s: late answers wait for 「更多」 instead of a customer-service message",
                     cfg.app_secret_env)
     return WeChatChannel(cfg, runner.ask_text, token=token, aes_key=aes_key, app_secret=secret,
-                         max_body_bytes=settings.web.max_body_bytes)
+                         max_body_bytes=settings.web.max_body_bytes, states=channels)
 
 
 class _Api:
     """The web page and the HTTP API endpoints."""
 
-    def __init__(self, settings: Settings, runner: AnswerRunner):
+    def __init__(self, settings: Settings, runner: AnswerRunner, channels: ChannelStates):
         self.limits = settings.web
         self.runner = runner
+        self.channels = channels
         self._page = _render_page(settings)
 
     async def page(self, request: Request) -> Response:
@@ -142,13 +155,17 @@ class _Api:
         """Answer {"question": ..., "k": ...} with the same object as `ask --json`."""
         try:
             data = json.loads(await read_body(request, self.limits.max_body_bytes))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):      # RecursionError: nested too deep
             raise HTTPException(400, replies.API_BAD_JSON) from None
         if not isinstance(data, dict):
             raise HTTPException(400, replies.API_BAD_JSON)
         question = data.get("question")
-        if not isinstance(question, str) or not question.strip():
+        if question is not None and not isinstance(question, str):
+            raise HTTPException(400, replies.API_QUESTION_NOT_TEXT)
+        if not question or not question.strip():
             raise HTTPException(400, replies.API_NO_QUESTION)
+        if not _encodable(question):
+            raise HTTPException(400, replies.API_BAD_CHARACTERS)
         question = question.strip()
         if len(question) > self.limits.max_question_chars:
             raise HTTPException(422, replies.API_QUESTION_TOO_LONG.format(limit=self.limits.max_question_chars))
@@ -167,6 +184,8 @@ class _Api:
     async def article(self, request: Request) -> Response:
         """Return the full text of the article a citation names (issue date and title)."""
         date, title = request.query_params.get("date", ""), request.query_params.get("title", "")
+        if not (title and _iso_date(date)):
+            raise HTTPException(400, replies.API_ARTICLE_PARAMS)
 
         def find():
             return next((a for a in self.runner.answerer.store.all_articles().values()
@@ -178,24 +197,26 @@ class _Api:
                              "text": found.body, "event_dates": [d.isoformat() for d in found.event_dates]})
 
     async def healthz(self, request: Request) -> Response:
-        """Report whether the index is loaded, how many issues it holds and when one was last ingested."""
+        """Report whether the index is loaded, how many issues it holds, when one was last ingested, and the
+        state of every channel (a channel that is retrying does not make the process unhealthy)."""
         def status() -> dict:
             store = self.runner.answerer.store
             issues = store.issues()
             return {"status": "ok", "index_loaded": True, "generation": store.path.name, "issues": len(issues),
                     "articles": sum(r["articles"] for r in issues),
                     "last_ingest": max((r["ingested_at"] for r in issues), default=None)}
+        channels = {"channels": self.channels.snapshot()}
         try:
-            return JSONResponse(await self.runner.run(status))
+            return JSONResponse(await self.runner.run(status) | channels)
         except BulletinBotError as exc:
-            return JSONResponse({"status": "error", "index_loaded": False, "error": exc.user_message}, 503)
+            return JSONResponse({"status": "error", "index_loaded": False, "error": exc.user_message} | channels, 503)
 
 
 def _render_page(settings: Settings) -> str:
     """Fill the page template with the strings from bot/replies.py (the static files hold no Chinese)."""
     strings = {"placeholder": replies.WEB_PLACEHOLDER, "send": replies.WEB_SEND,
                "examplesLabel": replies.WEB_EXAMPLES_LABEL, "examples": list(replies.EXAMPLE_QUESTIONS),
-               "thinking": replies.WEB_THINKING, "sources": replies.WEB_SOURCES,
+               "thinking": replies.WEB_THINKING, "sources": replies.WEB_SOURCES, "nearest": replies.WEB_NEAREST,
                "sourcesHeader": replies.SOURCES_HEADER, "loadingArticle": replies.WEB_LOADING_ARTICLE,
                "networkError": replies.WEB_NETWORK_ERROR, "noArticle": replies.API_NO_ARTICLE,
                "maxQuestionChars": settings.web.max_question_chars}
@@ -221,9 +242,29 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+def _encodable(text: str) -> bool:
+    """Return whether text is valid Unicode (JSON's \\ud800 escapes decode to lone surrogates, which are not)."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _iso_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+        return len(text) == 10
+    except ValueError:
+        return False
+
+
 async def _bot_error(request: Request, exc: BulletinBotError) -> Response:
-    log.error("%s: %s", type(exc).__name__, exc.user_message)
-    return JSONResponse({"error": exc.user_message}, status_code=503)
+    """503 while no index can be served (damaged, built differently, being written); anything else is a 500."""
+    log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc.user_message)
+    if isinstance(exc, (IndexCorrupt, IndexMismatch, IndexBusy)):
+        return JSONResponse({"error": exc.user_message}, status_code=503)
+    return JSONResponse({"error": replies.API_SERVER_ERROR}, status_code=500)
 
 
 class ServerErrors:
@@ -243,15 +284,20 @@ class ServerErrors:
             await send(message)
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+        except Exception as exc:
+            # one line for the operator (where and what); the whole traceback only with -v
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("unhandled %s on %s %s: %s (%s:%d)", type(exc).__name__, scope.get("method"),
+                      scope.get("path"), str(exc)[:200], Path(frame.filename).name, frame.lineno)
+            log.debug("traceback", exc_info=True)
             if not started:
                 await JSONResponse({"error": replies.API_SERVER_ERROR}, status_code=500)(scope, receive, send)
 
 
-async def run_web(settings: Settings, answerer: Answerer, querylog: QueryLog) -> None:
+async def run_web(settings: Settings, answerer: Answerer, querylog: QueryLog,
+                  channels: ChannelStates | None = None) -> None:
     """Serve the app with uvicorn until cancelled."""
-    app = build_app(settings, answerer, querylog)
+    app = build_app(settings, answerer, querylog, channels)
     # access_log off: WeChat puts the user's openid in the query string, and raw ids never go to logs
     server = uvicorn.Server(uvicorn.Config(app, host=settings.web.host, port=settings.web.port,
                                            access_log=False, log_level="info"))

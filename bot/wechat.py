@@ -15,14 +15,17 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import requests
 import xmltodict
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from wechatpy import WeChatClient, parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
+from wechatpy.exceptions import WeChatClientException
 from wechatpy.replies import TextReply
 
 from bot import replies
+from bot.channels import ChannelStates, backoff
 from bot.web import read_body
 from settings import WeChatSettings
 
@@ -32,6 +35,10 @@ MAX_CLOCK_SKEW_S = 300        # requests signed further from now than this are r
 SEEN_MESSAGES = 2048          # MsgIds remembered for deduplication
 PENDING_USERS = 4096          # users whose unread remainder (「更多」) is kept
 SUCCESS = "success"           # tells WeChat "no reply, do not retry"
+CHANNEL = "wechat"
+FIRST_RETRY_S = 1.0
+# errcodes that no retry mends: wrong app id or secret, the server's IP not allowed, the API not granted
+CREDENTIAL_ERRORS = {40001, 40002, 40013, 40125, 40164, 41002, 41004, 48001}
 
 
 def signature(*parts: str) -> str:
@@ -97,9 +104,10 @@ class WeChatChannel:
     """Handle the webhook's GET (verification) and POST (messages) for one Official Account."""
 
     def __init__(self, settings: WeChatSettings, ask, *, token: str, aes_key: str = "", app_secret: str = "",
-                 max_body_bytes: int = 16384):
+                 max_body_bytes: int = 16384, states: ChannelStates | None = None):
         """`ask(question, user_id)` is a coroutine function returning the answer text."""
         self.settings = settings
+        self.states = states if states is not None else ChannelStates()
         self.max_body_bytes = max_body_bytes
         self.ask = ask
         self.token = token
@@ -226,12 +234,57 @@ class WeChatChannel:
         task.add_done_callback(self._deliveries.discard)
 
     async def _send(self, user: str, text: str) -> None:
-        try:
-            await asyncio.to_thread(self.client.message.send_text, user, text)
-        except Exception:
-            log.exception("wechat: a customer-service message could not be sent")
+        """Send a customer-service message, retrying with back-off while WeChat's API cannot be reached.
+
+        One log line per failed attempt; when every attempt failed, or WeChat refused the credentials,
+        the answer is kept for the user's 「更多」 instead.
+        """
+        waits, attempts = backoff(FIRST_RETRY_S, self.settings.retry_max_s), max(self.settings.send_attempts, 1)
+        for attempt in range(1, attempts + 1):
+            try:
+                await asyncio.to_thread(self.client.message.send_text, user, text)
+                self.states.set(CHANNEL, "running")
+                return
+            except (requests.RequestException, WeChatClientException) as exc:
+                if not _retryable(exc):
+                    self._refused(exc)
+                    break
+                self.states.set(CHANNEL, "retrying")
+                wait = next(waits)
+                then = f"retrying in {wait:g} s" if attempt < attempts else "kept for 「更多」"
+                log.warning("wechat: customer-service message not sent (attempt %d of %d, %s); %s",
+                            attempt, attempts, _reason(exc), then)
+                if attempt < attempts:
+                    await asyncio.sleep(wait)
+            except Exception:
+                log.exception("wechat: a customer-service message could not be sent")
+                break
+        self._more[user] = [text] + self._more.get(user, [])
+
+    def _refused(self, exc: WeChatClientException) -> None:
+        if exc.errcode in CREDENTIAL_ERRORS:
+            self.states.set(CHANNEL, "failed")
+            log.error("wechat: the API refused app_id / env %s (%s): late answers wait for 「更多」 until it is "
+                      "fixed", self.settings.app_secret_env, _reason(exc))
+        else:
+            log.warning("wechat: WeChat refused a customer-service message (%s); kept for 「更多」", _reason(exc))
 
     async def close(self) -> None:
         """Let late answers already on their way finish sending."""
         if self._deliveries:
             await asyncio.wait(self._deliveries, timeout=10)
+
+
+def _retryable(exc: Exception) -> bool:
+    """Return whether WeChat's API was unreachable or busy (worth another try), not a refusal."""
+    return isinstance(exc, requests.RequestException) or getattr(exc, "errcode", None) in (None, -1)
+
+
+def _reason(exc: Exception) -> str:
+    """Return a short reason for the log: the error class or WeChat's errcode, never a URL (it holds the token)."""
+    if isinstance(exc, WeChatClientException):
+        if exc.errcode is None:
+            status = getattr(exc.response, "status_code", "?")
+            return f"HTTP {status}"
+        return f"errcode {exc.errcode} {exc.errmsg}"
+    return type(exc).__name__

@@ -134,8 +134,12 @@ def _build_locked(settings: Settings, embedder: Embedder, gens: Generations, pro
     return path
 
 
-def ensure_index(settings: Settings, embedder: Embedder, progress: bool = False) -> Path:
-    """Return the served generation, first seeding the corpus folder with the bundled bulletins."""
+def ensure_index(settings: Settings, embedder: Embedder, progress: bool = False,
+                 say: Callable[[str], None] = log.warning) -> Path:
+    """Return the served generation, first seeding the corpus folder with the bundled bulletins.
+
+    Building one takes a while (a minute for the bundled issues on two cores), so ``say`` is told first.
+    """
     gens = Generations(settings.data_dir)
     current = gens.current()
     if current is not None and not _older_format(current):
@@ -150,6 +154,9 @@ def ensure_index(settings: Settings, embedder: Embedder, progress: bool = False)
         if not any(gens.corpus_dir.iterdir()):
             for file in bundled_bulletins():
                 shutil.copy2(file, gens.corpus_dir / file.name)
+        files = sum(1 for p in gens.corpus_dir.iterdir() if p.suffix.lower() in SUFFIXES)
+        say(f"building the index of {files} bulletin files in {settings.data_dir} (first start; "
+            "about a minute on two cores, cached vectors make later builds quick) ...")
         return _build_locked(settings, embedder, gens, progress)
 
 

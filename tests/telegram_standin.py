@@ -50,7 +50,8 @@ def visible_text(text: str, parse_mode: str | None) -> str:
 class BotApiStandIn:
     """The Bot API for one bot token, served over HTTP in a thread."""
 
-    def __init__(self, token: str, bot_id: int = 7000001, username: str = "nanyang_bulletin_bot"):
+    def __init__(self, token: str, bot_id: int = 7000001, username: str = "nanyang_bulletin_bot", port: int = 0):
+        """``port`` 0 picks a free one; give a stopped stand-in's port to bring "Telegram" back where it was."""
         self.token = token
         self.me = {"id": bot_id, "is_bot": True, "first_name": "简报助手", "username": username,
                    "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
@@ -66,7 +67,7 @@ class BotApiStandIn:
         self._files: dict[str, tuple[str, bytes]] = {}
         self._failures: dict[str, list[str]] = {}
         self._closing = False
-        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="bot-api-standin", daemon=True)
 
@@ -379,10 +380,16 @@ def _handler_for(api: BotApiStandIn):
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            if api._closing:                           # a stopped server keeps no connection open
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(body)
 
         def _route(self) -> None:
+            if api._closing:                           # stopped: a kept-alive connection is dropped unanswered
+                self.close_connection = True
+                return
             path = unquote(urlparse(self.path).path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""

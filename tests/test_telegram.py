@@ -13,7 +13,8 @@ import pytest
 from bot import replies
 from bot.answer import Answerer
 from bot.querylog import QueryLog
-from bot.telegram_format import QuestionLimiter, is_follow_up, split_html
+from bot.followup import is_follow_up
+from bot.telegram_format import QuestionLimiter, split_html
 from index.generations import Generations
 from tests.conftest import BULLETINS, TODAY, settings_for
 from tests.telegram_standin import BotApiStandIn, BotThread, visible_text

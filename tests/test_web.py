@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import httpx
@@ -50,9 +51,9 @@ def test_ask_returns_the_same_object_as_ask_json(http, answerer):
     assert response.status_code == 200
     body = response.json()
     assert body == answerer.answer(BLOOD).to_json(BLOOD)
-    assert set(body) == {"question", "answer", "abstained", "sources"}
+    assert set(body) == {"question", "answer", "abstained", "sources", "cited", "nearest"}
     assert "21200" in body["answer"] and body["abstained"] is False
-    assert set(body["sources"][0]) == {"title", "date", "unit", "text", "score"}
+    assert set(body["sources"][0]) == {"title", "date", "unit", "text", "score", "article_id"}
 
 
 def test_ask_takes_k_for_the_number_of_sources(http):
@@ -101,7 +102,11 @@ def test_article_unknown_is_a_json_404(http):
     (b"", 400, replies.API_BAD_JSON),
     (json.dumps({"q": BLOOD}).encode(), 400, replies.API_NO_QUESTION),
     (json.dumps({"question": "   "}).encode(), 400, replies.API_NO_QUESTION),
-    (json.dumps({"question": 42}).encode(), 400, replies.API_NO_QUESTION),
+    (json.dumps({"question": 42}).encode(), 400, replies.API_QUESTION_NOT_TEXT),
+    (json.dumps({"question": ["献血"]}).encode(), 400, replies.API_QUESTION_NOT_TEXT),
+    (b'{"question": "\\ud800\\u732e\\u8840"}', 400, replies.API_BAD_CHARACTERS),
+    (b"[" * 100000 + b"]" * 100000, 413, replies.API_BODY_TOO_LARGE.format(limit=16384)),
+    (b'{"question": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, replies.API_BAD_JSON),
     (json.dumps({"question": BLOOD, "k": 0}).encode(), 400, replies.API_BAD_K),
     (json.dumps({"question": BLOOD, "k": True}).encode(), 400, replies.API_BAD_K),
     (json.dumps({"question": "问" * 501}, ensure_ascii=False).encode(), 422,
@@ -111,6 +116,13 @@ def test_ask_rejects_bad_input_with_a_json_error(http, querylog, body, status, e
     response = http.post("/api/ask", content=body, headers={"Content-Type": "application/json"})
     assert (response.status_code, response.json()) == (status, {"error": error})
     assert querylog.db["queries"].count == 0
+
+
+@pytest.mark.parametrize("params", [{}, {"title": "南阳市第六人民医院组织无偿献血活动"}, {"date": "2025-07-15"},
+                                    {"date": "7月15日", "title": "南阳市第六人民医院组织无偿献血活动"}])
+def test_article_without_date_and_title_is_a_400(http, params):
+    response = http.get("/api/article", params=params)
+    assert (response.status_code, response.json()) == (400, {"error": replies.API_ARTICLE_PARAMS})
 
 
 def test_ask_rejects_an_oversized_body_with_413(http):
@@ -136,12 +148,15 @@ def test_unknown_path_is_a_json_404(http):
     assert http.get("/api/nothing").status_code == 404
 
 
-def test_errors_reach_clients_as_a_generic_message_without_a_traceback(built_data_dir, tmp_path):
+def test_errors_reach_clients_as_a_generic_message_without_a_traceback(built_data_dir, tmp_path, caplog):
     app = build_app(settings_for(built_data_dir), BrokenAnswerer(), QueryLog(tmp_path / "log", b"s"))
     with serve_app(app) as url, httpx.Client(base_url=url, timeout=30) as http:
         response = http.post("/api/ask", json={"question": BLOOD})
         assert (response.status_code, response.json()) == (500, {"error": replies.API_SERVER_ERROR})
         assert "secret internal detail" not in response.text and "Traceback" not in response.text
+        [logged] = [r for r in caplog.records if r.levelno >= logging.ERROR]      # once, in one line
+        assert "RuntimeError" in logged.getMessage() and "/api/ask" in logged.getMessage()
+        assert logged.exc_info is None and "\n" not in logged.getMessage()
         health = http.get("/healthz")
         assert health.status_code == 503 and health.json()["index_loaded"] is False
         issues = http.get("/api/issues")

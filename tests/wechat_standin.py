@@ -46,17 +46,22 @@ def serve_app(app, port: int | None = None):
 class WeChatStandIn:
     """WeChat's token and customer-service endpoints on a local port; `messages` are the texts sent."""
 
-    def __init__(self, app_id: str, secret: str):
+    def __init__(self, app_id: str, secret: str, port: int = 0):
+        """``port`` 0 picks a free one; give a stopped stand-in's port to bring "WeChat" back where it was."""
         self.app_id, self.secret = app_id, secret
         self.token_requests = 0
         self.messages: list[dict] = []
         self._changed = threading.Condition()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/cgi-bin/"
+        return f"http://127.0.0.1:{self.port}/cgi-bin/"
 
     def __enter__(self) -> "WeChatStandIn":
         self._thread.start()

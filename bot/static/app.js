@@ -95,6 +95,14 @@
       for (const c of parts.citations) box.appendChild(citation(c));
       b.appendChild(box);
     }
+    if (data.abstained && data.nearest) {
+      // an abstention names its closest article: it opens like any citation
+      const box = el("div", "sources nearest");
+      box.appendChild(el("div", "sources-label", S.nearest));
+      const n = data.nearest;
+      box.appendChild(citation({ n: "≈", date: n.date, unit: n.unit, title: n.title }));
+      b.appendChild(box);
+    }
     scrollDown();
   }
 
