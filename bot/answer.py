@@ -288,10 +288,16 @@ def _rerank(hits: list[Hit], weights: Weights, coverage_weight: float) -> list[H
 
 
 def _sources(cited: tuple[Source, ...], hits: list[Hit], k: int) -> tuple[Source, ...]:
-    """Return the cited articles first, each once, then other evidence passages; at least k in all."""
+    """Return the cited articles first, each once (with its best passages), then other evidence; k in all."""
+    by_id = {h.article.id: h for h in hits}
+    first: list[Source] = []
+    for source in cited:
+        hit = by_id.get(source.article_id)
+        text = "\n".join((hit.text, *hit.more)[:PASSAGES_PER_ARTICLE]) if hit is not None else source.text
+        first.append(replace(source, text=text))
     cited_ids = {s.article_id for s in cited}
-    rest = _passages([h for h in hits if h.article.id not in cited_ids], max(k - len(cited), 0))
-    return tuple(cited) + rest
+    rest = _passages([h for h in hits if h.article.id not in cited_ids], max(k - len(first), 0))
+    return tuple(first) + rest
 
 
 def _passages(hits: list[Hit], k: int) -> tuple[Source, ...]:
