@@ -35,6 +35,7 @@ from bot import replies
 from bot.answer import Answer, Answerer
 from bot.querylog import QueryLog
 from errors import BulletinBotError, ConfigError
+from index.store import GenerationHealth, index_errors
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ class AnswerRunner:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answer")
 
     def run(self, fn, *args) -> asyncio.Future:
-        """Run fn(*args) on the worker thread."""
-        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        """Run fn(*args) on the worker thread (a damaged served database is IndexCorrupt: a 503, never a 500)."""
+        return asyncio.get_running_loop().run_in_executor(self._pool, index_errors(fn), *args)
 
     async def ask(self, question: str, *, channel: str, user_id: object, k: int | None = None) -> Answer:
         """Answer a question on the worker thread and log it (user id salted and hashed by the log)."""
@@ -134,6 +135,7 @@ class _Api:
         self.limits = settings.web
         self.runner = runner
         self._page = _render_page(settings)
+        self.health = GenerationHealth()
 
     async def page(self, request: Request) -> Response:
         return HTMLResponse(self._page, headers=SECURITY_HEADERS)
@@ -178,17 +180,23 @@ class _Api:
                              "text": found.body, "event_dates": [d.isoformat() for d in found.event_dates]})
 
     async def healthz(self, request: Request) -> Response:
-        """Report whether the index is loaded, how many issues it holds and when one was last ingested."""
+        """Report whether the index is loaded, how many issues it holds and when one was last ingested; 503 with
+        the reason when the served generation's files are damaged (sizes each call, checksums every
+        ``GenerationHealth.deep_every_s`` or with ``?deep=1``)."""
         def status() -> dict:
             store = self.runner.answerer.store
             issues = store.issues()
             return {"status": "ok", "index_loaded": True, "generation": store.path.name, "issues": len(issues),
                     "articles": sum(r["articles"] for r in issues),
-                    "last_ingest": max((r["ingested_at"] for r in issues), default=None)}
+                    "last_ingest": max((r["ingested_at"] for r in issues), default=None), "path": store.path}
         try:
-            return JSONResponse(await self.runner.run(status))
+            body = await self.runner.run(status)
         except BulletinBotError as exc:
             return JSONResponse({"status": "error", "index_loaded": False, "error": exc.user_message}, 503)
+        damaged = await asyncio.to_thread(self.health, body.pop("path"), request.query_params.get("deep") == "1")
+        if damaged:
+            return JSONResponse({**body, "status": "error", "error": f"{damaged}；请运行 bulletin-bot reindex"}, 503)
+        return JSONResponse(body)
 
 
 def _render_page(settings: Settings) -> str:

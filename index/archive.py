@@ -258,8 +258,9 @@ def restore(archive: Path, data_dir: Path, identity: dict, force: bool = False) 
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
         raise
-    summary["generation"] = generation.name
-    return summary
+    return {**summary, "generation": generation.name,        # what was restored, not what the archive claims
+            "bulletins": sorted(n.split("/", 1)[1] for n in summary["members"] if n.startswith("bulletins/")),
+            "querylog": "querylog.db" in summary["members"]}
 
 
 def _exchange(a: Path, b: Path) -> None:

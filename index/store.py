@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +121,40 @@ def damage(path: Path, deep: bool = False, manifest: dict | None = None) -> str 
         if deep and _sha256(file) != digest:
             return f"索引文件损坏或不完整（校验和不符）：{file}"
     return None
+
+
+class GenerationHealth:
+    """The served generation's health for /healthz: cheap checks each call, checksums now and then."""
+
+    def __init__(self, deep_every_s: float = 600.0):
+        self.deep_every_s = deep_every_s
+        self._deep: dict[Path, tuple[float, str | None]] = {}      # path -> (when, result) of the last deep check
+        self._lock = threading.Lock()
+
+    def __call__(self, path: Path, deep: bool = False) -> str | None:
+        """Return why the generation at ``path`` is damaged, or None."""
+        reason = damage(path)
+        if reason:
+            return reason
+        with self._lock:
+            when, result = self._deep.get(Path(path), (float("-inf"), None))
+            if deep or time.monotonic() - when >= self.deep_every_s:
+                result = damage(path, deep=True)
+                self._deep = {Path(path): (time.monotonic(), result)}
+            return result
+
+
+def index_errors(fn):
+    """Wrap a function reading the served index: SQLite finding its file damaged becomes IndexCorrupt."""
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc) \
+                    and "not a database" not in str(exc) and "disk I/O" not in str(exc):
+                raise
+            raise IndexCorrupt(f"正在服务的索引已损坏（{exc}）；请运行 bulletin-bot reindex") from None
+    return wrapped
 
 
 def issue_hashes(path: Path) -> dict[str, str]:
