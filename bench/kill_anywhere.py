@@ -93,7 +93,8 @@ def scenarios(work: Path, template: Path, inputs: dict[str, Path]) -> dict[str, 
         assert cli(other, "backup", str(archive)).returncode == 0
         shutil.copy2(other / "vectors.db", template / "vectors.db")     # its vectors cached: kill runs stay quick
         shutil.rmtree(other)
-    return {"ingest-two": ["ingest", str(inputs["replaced"]), str(inputs["new"])],
+    return {"ingest-new": ["ingest", str(inputs["new"])],
+            "ingest-two": ["ingest", str(inputs["replaced"]), str(inputs["new"])],
             "ingest-replace": ["ingest", str(inputs["replaced"])],
             "reindex": ["reindex"],
             "restore": ["restore", "--force", str(archive)]}

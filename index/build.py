@@ -6,7 +6,7 @@ import json
 import logging
 import shutil
 import sqlite3
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -228,8 +228,11 @@ def ingest_files(settings: Settings, embedder: Embedder, paths: list[Path], prog
             copied = gens.start_copy(path)                # the copy runs while the new text is embedded
             try:
                 embedded = _embed_issues([issue for _, issue, _ in todo], settings, embedder, cache, progress)
-            finally:
-                copied()
+            except BaseException:
+                with suppress(Exception):                 # the embedding error is the one to report
+                    copied()
+                raise
+            copied()
             faults.point("ingest.embedded")
             store = IndexStore(path, index_identity(settings, embedder), verify=False,   # a fresh copy of the served one
                                vector_settings=settings.vector_index)

@@ -100,8 +100,9 @@ class Generations:
                     failed.append((name, err.decode(errors="replace").strip()))
                 elif name in digests and out.split(b" ", 1)[0].decode() != digests[name]:
                     damaged.append(name)
-            if failed:
-                raise OSError(errno.EIO, f"copying the served index failed: {failed}")
+            if failed:                                   # no space, no permission: cp says which
+                raise StorageError(f"无法复制正在服务的索引（{'; '.join(f'{n}: {e}' for n, e in failed)}）；"
+                                   "正在服务的索引和语料未变（copying the served index failed）")
             if damaged:
                 raise IndexCorrupt(f"正在服务的索引文件已损坏：{served.name}/{', '.join(damaged)}；"
                                    "请运行 bulletin-bot reindex（served index damaged）")
@@ -195,6 +196,7 @@ class Generations:
         for gen in self.root.glob("gen-*"):
             if gen not in keep:
                 shutil.rmtree(gen, ignore_errors=True)
+                faults.point("prune.generation")
         for tmp in self.root.glob(".*-*"):               # pointer temporaries of a killed swap
             if tmp.is_symlink():
                 tmp.unlink(missing_ok=True)
