@@ -81,7 +81,7 @@ def test_kill_anywhere_sample(built_data_dir, embedder, tmp_path):
 def test_pruning_after_a_killed_writer_keeps_the_generation_served_before(data_dir, embedder):
     gens = Generations(data_dir)
     served = gens.current()
-    leftover = data_dir / "index" / "gen-99991231-235959-1-000000"     # what a killed writer leaves: sorts last
+    leftover = data_dir / "index" / f"{served.name}9"    # a killed writer's leftover: sorts after the served one
     leftover.mkdir()
     (leftover / "bulletins.db").write_bytes(b"half")
     proc = _cli(data_dir, "reindex")

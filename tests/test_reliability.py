@@ -83,7 +83,8 @@ def test_sigkill_during_ingest_keeps_the_served_index_and_a_rerun_completes(data
     new = _new_issue(tmp_path, 1, "88888 毫升")
     served, corpus = Generations(data_dir).current(), _corpus_digest(data_dir)
     proc = _cli(data_dir, "ingest", str(new))
-    _wait_for_new_generation(data_dir, served, proc)
+    while proc.poll() is None and not (data_dir / "bulletins" / "2025-08-01.txt").exists():
+        pass                                          # killed the instant the corpus folder changes
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     after = state(data_dir, embedder, settings_for)   # `issues` (rolls a swapped-in ingest forward), corpus, answer
