@@ -199,8 +199,9 @@ class WeChatChannel:
     async def reply_to(self, message) -> str | None:
         """Return the passive reply text for a message, or None for an empty "success"."""
         log.debug("wechat: %s message %s", message.type, message.id or "-")   # never the openid
-        if message.type == "event":
-            return self.welcome() if message.event.startswith("subscribe") else None
+        if message.type == "event" or str(getattr(message, "_data", {}).get("MsgType", "")).lower() == "event":
+            # (an event type wechatpy does not know comes back as an "unknown" message: still an event)
+            return self.welcome() if str(getattr(message, "event", "")).startswith("subscribe") else None
         if message.type != "text":
             return replies.WECHAT_TEXT_ONLY
         user, question = message.source, (message.content or "").strip()
