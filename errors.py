@@ -5,7 +5,9 @@
     ├── BadBulletin             a file cannot become an issue (empty, binary, no date, ...)
     ├── IndexMismatch           the index on disk was built with other settings
     ├── IndexCorrupt            an index file is missing or fails its checksum
-    └── IndexBusy               another process holds the index write lock
+    ├── IndexBusy               another process holds the index write lock
+    ├── StorageError            the data folder cannot be written (read-only, disk full, cannot be opened)
+    └── BadArchive              a backup archive is damaged or hostile; restore refused, nothing changed
 
 "Not in the bulletins" is a normal ``Answer(abstained=True)``, never an exception.
 """
@@ -38,3 +40,11 @@ class IndexCorrupt(BulletinBotError):
 
 class IndexBusy(BulletinBotError):
     """Raise when another writer holds the index lock."""
+
+
+class StorageError(BulletinBotError):
+    """Raise when the data folder cannot be read or written (read-only, disk full); nothing was changed."""
+
+
+class BadArchive(BulletinBotError):
+    """Raise when a backup archive is damaged, truncated or hostile; the restore target is left unchanged."""

@@ -242,6 +242,10 @@ class Handlers:
             return
         doc = update.effective_message.document
         name = Path(doc.file_name or "bulletin.txt").name
+        why = upload_name_problem(name)
+        if why:
+            await self.reply(update, context, replies.TG_UPLOAD_BAD_NAME.format(why=why))
+            return
         if Path(name).suffix.lower() not in SUFFIXES:
             await self.reply(update, context, replies.TG_UPLOAD_SUFFIX.format(name=name))
             return
@@ -334,6 +338,18 @@ class Handlers:
                         error=type(error).__name__))
                 except (TelegramError, ValueError) as exc:
                     log.warning("could not notify an admin: %s", type(exc).__name__)
+
+
+MAX_NAME_BYTES = 200               # below the file system's 255, with room for a temporary prefix
+
+
+def upload_name_problem(name: str) -> str | None:
+    """Say why an uploaded file's name cannot be stored as it is (too long, NUL or control characters), or None."""
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        return f"太长（超过 {MAX_NAME_BYTES} 字节）"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name) or name in ("", ".", ".."):
+        return "含有控制字符或为空"
+    return None
 
 
 async def _edit(message: Message, text: str) -> None:

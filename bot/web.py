@@ -40,6 +40,7 @@ from bot.answer import Answer, Answerer
 from bot.channels import ChannelStates
 from bot.querylog import QueryLog
 from errors import BulletinBotError, ConfigError, IndexBusy, IndexCorrupt, IndexMismatch
+from index.store import GenerationHealth, index_errors
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,8 @@ class AnswerRunner:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answer")
 
     def run(self, fn, *args) -> asyncio.Future:
-        """Run fn(*args) on the worker thread."""
-        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        """Run fn(*args) on the worker thread (a damaged served database is IndexCorrupt: a 503, never a 500)."""
+        return asyncio.get_running_loop().run_in_executor(self._pool, index_errors(fn), *args)
 
     async def ask(self, question: str, *, channel: str, user_id: object, k: int | None = None) -> Answer:
         """Answer a question on the worker thread and log it (user id salted and hashed by the log)."""
@@ -147,6 +148,7 @@ class _Api:
         self.runner = runner
         self.channels = channels
         self._page = _render_page(settings)
+        self.health = GenerationHealth()
 
     async def page(self, request: Request) -> Response:
         return HTMLResponse(self._page, headers=SECURITY_HEADERS)
@@ -198,18 +200,25 @@ class _Api:
 
     async def healthz(self, request: Request) -> Response:
         """Report whether the index is loaded, how many issues it holds, when one was last ingested, and the
-        state of every channel (a channel that is retrying does not make the process unhealthy)."""
+        state of every channel (a channel that is retrying does not make the process unhealthy); 503 with the
+        reason when the served generation's files are damaged (sizes each call, checksums every
+        ``GenerationHealth.deep_every_s`` or with ``?deep=1``)."""
         def status() -> dict:
             store = self.runner.answerer.store
             issues = store.issues()
             return {"status": "ok", "index_loaded": True, "generation": store.path.name, "issues": len(issues),
                     "articles": sum(r["articles"] for r in issues),
-                    "last_ingest": max((r["ingested_at"] for r in issues), default=None)}
+                    "last_ingest": max((r["ingested_at"] for r in issues), default=None), "path": store.path}
         channels = {"channels": self.channels.snapshot()}
         try:
-            return JSONResponse(await self.runner.run(status) | channels)
+            body = await self.runner.run(status)
         except BulletinBotError as exc:
             return JSONResponse({"status": "error", "index_loaded": False, "error": exc.user_message} | channels, 503)
+        damaged = await asyncio.to_thread(self.health, body.pop("path"), request.query_params.get("deep") == "1")
+        if damaged:
+            return JSONResponse({**body, "status": "error", "error": f"{damaged}；请运行 bulletin-bot reindex"}
+                                | channels, 503)
+        return JSONResponse(body | channels)
 
 
 def _render_page(settings: Settings) -> str:

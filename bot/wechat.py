@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -39,6 +40,28 @@ CHANNEL = "wechat"
 FIRST_RETRY_S = 1.0
 # errcodes that no retry mends: wrong app id or secret, the server's IP not allowed, the API not granted
 CREDENTIAL_ERRORS = {40001, 40002, 40013, 40125, 40164, 41002, 41004, 48001}
+SIGNED_REQUESTS = 50_000      # signed (timestamp, nonce, signature) remembered within the clock window
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_OPENID = re.compile(r"[\w\-]{1,128}", re.ASCII)
+
+
+def cdata_safe(text: str) -> str:
+    """Return text that stays one well-formed CDATA section: ``]]>`` split, characters XML forbids removed."""
+    return _XML_ILLEGAL.sub("", text).replace("]]>", "]]]]><![CDATA[>")
+
+
+def well_formed(message) -> bool:
+    """Tell whether a parsed message has the fields WeChat always sends, each with its proper type."""
+    try:
+        if not (isinstance(message.source, str) and _OPENID.fullmatch(message.source)
+                and isinstance(message.target, str) and _OPENID.fullmatch(message.target)):
+            return False
+        _ = message.id, message.time                 # integers: a non-numeric MsgId or CreateTime raises
+        if message.type == "event":
+            return isinstance(message.event, str)
+        return message.type != "text" or message.content is None or isinstance(message.content, str)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return False
 
 
 def signature(*parts: str) -> str:
@@ -115,6 +138,7 @@ class WeChatChannel:
         self.client = (CustomerService(settings.app_id, app_secret, settings.api_base_url)
                        if settings.app_id and app_secret else None)
         self._seen: OrderedDict[int, _Asked] = OrderedDict()
+        self._signed: OrderedDict[tuple[str, str, str], tuple[float, str]] = OrderedDict()
         self._more: OrderedDict[str, list[str]] = OrderedDict()
         self._deliveries: set[asyncio.Task] = set()
 
@@ -128,20 +152,40 @@ class WeChatChannel:
             return PlainTextResponse("forbidden", status_code=403)
         if request.method == "GET":
             return PlainTextResponse(q.get("echostr", ""))
-        xml = self._plaintext(await read_body(request, self.max_body_bytes), q)
+        body = await read_body(request, self.max_body_bytes)
+        if self._replayed(q, body):
+            log.warning("wechat: refused a signed request replayed with another body")
+            return PlainTextResponse("forbidden", status_code=403)
+        xml = self._plaintext(body, q)
         if xml is None:
             return PlainTextResponse("forbidden", status_code=403)
         try:
             message = parse_message(xml)
         except Exception:               # malformed XML or fields: WeChat never sends these
             return PlainTextResponse("bad request", status_code=400)
-        text = await self.reply_to(message) if message is not None else None
+        if message is None or not well_formed(message):        # an empty body or fields of the wrong kind
+            return PlainTextResponse("bad request", status_code=400)
+        text = await self.reply_to(message)
         if text is None:
             return PlainTextResponse(SUCCESS)
-        reply = TextReply(message=message, content=text).render()
+        reply = TextReply(message=message, content=cdata_safe(text)).render()
         if self.crypto is not None:
             reply = self.crypto.encrypt_message(reply, q.get("nonce", ""), q.get("timestamp"))
         return Response(reply, media_type="application/xml")
+
+    def _replayed(self, q, body: bytes) -> bool:
+        """Remember each signed (timestamp, nonce, signature) for the clock window; the same one again with
+        another body is a replay (WeChat's own retries resend the same body, and MsgId dedupes those)."""
+        now, digest = time.monotonic(), hashlib.sha256(body).hexdigest()
+        while self._signed and (now - next(iter(self._signed.values()))[0] > 2 * MAX_CLOCK_SKEW_S
+                                or len(self._signed) > SIGNED_REQUESTS):
+            self._signed.popitem(last=False)
+        key = (q.get("timestamp", ""), q.get("nonce", ""), q.get("signature", ""))
+        seen = self._signed.get(key)
+        if seen is None:
+            self._signed[key] = (now, digest)
+            return False
+        return seen[1] != digest
 
     def _plaintext(self, body: bytes, q) -> str | None:
         """Return the message XML, decrypted in safe mode; None if it is not signed by WeChat."""
@@ -163,8 +207,9 @@ class WeChatChannel:
     async def reply_to(self, message) -> str | None:
         """Return the passive reply text for a message, or None for an empty "success"."""
         log.debug("wechat: %s message %s", message.type, message.id or "-")   # never the openid
-        if message.type == "event":
-            return self.welcome() if message.event.startswith("subscribe") else None
+        if message.type == "event" or str(getattr(message, "_data", {}).get("MsgType", "")).lower() == "event":
+            # (an event type wechatpy does not know comes back as an "unknown" message: still an event)
+            return self.welcome() if str(getattr(message, "event", "")).startswith("subscribe") else None
         if message.type != "text":
             return replies.WECHAT_TEXT_ONLY
         user, question = message.source, (message.content or "").strip()

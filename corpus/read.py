@@ -1,10 +1,19 @@
 """Read a bulletin file (.txt/.md, .pdf, .docx) into text, rejecting what is not one.
 
 Every refusal is a ``BadBulletin`` whose message names the file; nothing is ever written.
+
+PDF and .docx files are parsed in a child process with an address-space and CPU-time limit and a
+wall-clock timeout, so a hostile file (an XML expansion bomb, a PDF that makes the parser loop)
+costs the child, never the serving process; a .docx whose XML would unpack past ``XML_LIMIT`` is
+refused before any parsing.
 """
 from __future__ import annotations
 
 import codecs
+import json
+import resource
+import subprocess
+import sys
 import unicodedata
 import zipfile
 from pathlib import Path
@@ -13,7 +22,10 @@ from errors import BadBulletin
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | {".pdf", ".docx"}
-ZIP_EXPANSION_LIMIT = 10     # a .docx may unpack to at most this many times max_bytes
+ZIP_EXPANSION_LIMIT = 2      # a .docx may unpack to at most this many times max_bytes (pictures are compressed)
+XML_LIMIT = 5 << 20          # and its XML parts to at most this many bytes (a bulletin's are well under 1 MB)
+PARSE_TIMEOUT_S = 60.0       # wall clock for the parsing child
+PARSE_MEMORY_BYTES = 2 << 30  # its address space (the libraries themselves map ~0.5 GB)
 _MIN_PDF_CHARS = 20          # fewer visible characters than this: a scanned PDF
 _MAX_CONTROL_RATIO = 0.01
 _MAGIC = {b"\x89PNG": "PNG 图片", b"\xff\xd8\xff": "JPEG 图片", b"GIF8": "GIF 图片",
@@ -31,10 +43,10 @@ def read_text(path: Path, max_bytes: int) -> str:
         raise BadBulletin(f"无法识别的文件类型：{path.name}（支持 .txt .md .pdf .docx{hint}；"
                           f"unsupported file type）")
     _check_size(path, max_bytes)
-    if suffix == ".pdf":
-        text = _read_pdf(path)
-    elif suffix == ".docx":
-        text = _read_docx(path, max_bytes)
+    if suffix == ".docx":
+        _check_zip(path, max_bytes)                 # refuse a bomb before starting anything
+    if suffix in (".pdf", ".docx"):
+        text = _parse_in_child(path, max_bytes)
     else:
         text = _decode_text(path.read_bytes(), path.name)
     if not text.strip():
@@ -124,8 +136,44 @@ def _check_zip(path: Path, max_bytes: int) -> None:
     if "word/document.xml" not in {info.filename for info in infos}:
         raise BadBulletin(f"不是有效的 Word 文件：{path.name}（缺少正文；not a .docx）")
     # zipfile never inflates a member past its declared size, so the directory is binding.
-    if sum(info.file_size for info in infos) > ZIP_EXPANSION_LIMIT * max_bytes:
-        raise BadBulletin(f"Word 文件解压后过大，已拒绝：{path.name}（zip bomb?）")
+    xml = sum(info.file_size for info in infos if info.filename.lower().endswith((".xml", ".rels")))
+    if sum(info.file_size for info in infos) > ZIP_EXPANSION_LIMIT * max_bytes or xml > XML_LIMIT:
+        raise BadBulletin(f"Word 文件解压后过大，已拒绝：{path.name}（XML {xml} 字节，上限 {XML_LIMIT}；zip bomb?）")
+
+
+def _parse_in_child(path: Path, max_bytes: int) -> str:
+    """Return the text of a PDF or .docx parsed in a child process under memory and time limits."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", "from corpus.read import _child; _child()", str(path),
+                               str(max_bytes), str(PARSE_MEMORY_BYTES), str(int(PARSE_TIMEOUT_S) + 1)],
+                              capture_output=True, timeout=PARSE_TIMEOUT_S, cwd=Path(__file__).resolve().parent.parent)
+    except subprocess.TimeoutExpired:
+        raise BadBulletin(f"文件解析超时（超过 {PARSE_TIMEOUT_S:g} 秒），已拒绝：{path.name}（parse timeout）") from None
+    try:
+        result = json.loads(proc.stdout.decode("utf-8"))
+    except ValueError:
+        result = None
+    if proc.returncode != 0 or not isinstance(result, dict):
+        raise BadBulletin(f"文件解析失败（超出内存或时间上限，或文件损坏），已拒绝：{path.name}"
+                          f"（parser stopped, exit {proc.returncode}）")
+    if "error" in result:
+        raise BadBulletin(result["error"])
+    return result["text"]
+
+
+def _child() -> None:
+    """The parsing child: set its own limits, parse, print {"text"} or {"error"} as JSON."""
+    path, max_bytes, memory, cpu = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    try:
+        text = _read_pdf(path) if path.suffix.lower() == ".pdf" else _read_docx(path, max_bytes)
+        out = {"text": text}
+    except BadBulletin as exc:
+        out = {"error": exc.user_message}
+    except MemoryError:
+        sys.exit(3)
+    sys.stdout.write(json.dumps(out))
 
 
 def _read_docx(path: Path, max_bytes: int) -> str:

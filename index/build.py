@@ -1,9 +1,12 @@
 """Build and update the index: file -> articles -> chunks -> vectors -> FAISS + SQLite, swapped in whole."""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
+import sqlite3
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -14,10 +17,11 @@ from tqdm import tqdm
 
 from corpus.articles import load_issue
 from corpus.models import Issue
-from errors import BadBulletin
+from errors import BadBulletin, StorageError
+from index import faults
 from index.chunking import article_sentences, chunk_article, make_splitter
 from index.embedding import Embedder
-from index.generations import Generations
+from index.generations import Generations, storage_error
 from index.store import FORMAT, MANIFEST_FILE, IndexStore, issue_hashes
 from index.vectors import VectorCache
 from settings import Settings
@@ -101,8 +105,22 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False, 
     ``on_issue(done, total, file name)`` is called after each file, for progress messages.
     """
     gens = Generations(settings.data_dir)
-    with gens.write_lock(wait=wait):
+    with gens.write_lock(wait=wait), _storage(settings.data_dir):
+        gens.recover()
         return _build_locked(settings, embedder, gens, progress, on_issue)
+
+
+@contextmanager
+def _storage(data_dir: Path):
+    """Turn a data folder that cannot be written (disk full, read-only, unopenable SQLite) into one clear line."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StorageError(f"数据目录中的数据库无法写入：{data_dir}（{exc}）；正在服务的索引和语料未变") from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise storage_error(exc, Path(data_dir)) from None
+        raise
 
 
 def _build_locked(settings: Settings, embedder: Embedder, gens: Generations, progress: bool,
@@ -114,6 +132,7 @@ def _build_locked(settings: Settings, embedder: Embedder, gens: Generations, pro
                            vector_settings=settings.vector_index)
         cache = VectorCache(settings.data_dir / "vectors.db")
         issues = _load_all(files, settings)
+        faults.point("reindex.loaded")
         parsed = [file for file in files if issues[file] is not None]
         embedded = dict(zip(parsed, _embed_issues([issues[f] for f in parsed], settings, embedder, cache, progress)))
         for done, file in enumerate(tqdm(files, desc="reindex", unit="issue", disable=not progress), start=1):
@@ -121,6 +140,7 @@ def _build_locked(settings: Settings, embedder: Embedder, gens: Generations, pro
             if issue is not None:
                 store.remove_issue(issue.key)          # a later file of the same date wins
                 store.add_issue(issue, *embedded[file])
+            faults.point("reindex.issue")
             if on_issue is not None:
                 on_issue(done, len(files), file.name)
         store.save(progress=progress)
@@ -142,22 +162,34 @@ def ensure_index(settings: Settings, embedder: Embedder, progress: bool = False,
     """
     gens = Generations(settings.data_dir)
     current = gens.current()
-    if current is not None and not _older_format(current):
+    if current is not None and not _older_format(current) and not gens.pending():
         return current
-    with gens.write_lock(wait=True):
+    with gens.write_lock(wait=True), _storage(settings.data_dir):
+        gens.recover()                                # a writer killed after its swap: corpus rolled forward
         current = gens.current()
         if current is not None and not _older_format(current):
             return current
         if current is not None:                       # written by an older version: rebuilt from the corpus
             log.warning("index %s has an older format; rebuilding it (cached vectors are reused)", current.name)
-        gens.corpus_dir.mkdir(parents=True, exist_ok=True)
-        if not any(gens.corpus_dir.iterdir()):
-            for file in bundled_bulletins():
-                shutil.copy2(file, gens.corpus_dir / file.name)
+        if not gens.corpus_dir.exists() or not any(gens.corpus_dir.iterdir()):
+            _seed_corpus(gens.corpus_dir)
         files = sum(1 for p in gens.corpus_dir.iterdir() if p.suffix.lower() in SUFFIXES)
         say(f"building the index of {files} bulletin files in {settings.data_dir} (first start; "
             "about a minute on two cores, cached vectors make later builds quick) ...")
         return _build_locked(settings, embedder, gens, progress)
+
+
+def _seed_corpus(corpus_dir: Path) -> None:
+    """Fill an empty corpus folder with the bundled bulletins in one rename (a kill leaves it empty, not partial)."""
+    seed = corpus_dir.with_name(f".{corpus_dir.name}.seed")
+    shutil.rmtree(seed, ignore_errors=True)
+    seed.mkdir(parents=True)
+    for file in bundled_bulletins():
+        shutil.copy2(file, seed / file.name)
+        faults.point("seed.file")
+    if corpus_dir.exists():
+        corpus_dir.rmdir()
+    seed.rename(corpus_dir)
 
 
 def _older_format(generation: Path) -> bool:
@@ -192,7 +224,8 @@ def ingest_files(settings: Settings, embedder: Embedder, paths: list[Path], prog
     ensure_index(settings, embedder, progress)
     gens = Generations(settings.data_dir)
     report = IngestReport()
-    with gens.write_lock(wait=wait):
+    with gens.write_lock(wait=wait), _storage(settings.data_dir):
+        gens.recover()
         todo = _classify([Path(p) for p in paths], issue_hashes(gens.current()), settings, report)
         if not todo:
             return report
@@ -202,18 +235,28 @@ def ingest_files(settings: Settings, embedder: Embedder, paths: list[Path], prog
             copied = gens.start_copy(path)                # the copy runs while the new text is embedded
             try:
                 embedded = _embed_issues([issue for _, issue, _ in todo], settings, embedder, cache, progress)
-            finally:
-                copied()
+            except BaseException:
+                with suppress(Exception):                 # the embedding error is the one to report
+                    copied()
+                raise
+            copied()
+            faults.point("ingest.embedded")
             store = IndexStore(path, index_identity(settings, embedder), verify=False,   # a fresh copy of the served one
                                vector_settings=settings.vector_index)
+            added, removed = {}, []
             for (file, issue, replacing), (chunks, vectors) in zip(todo, embedded):
                 store.remove_issue(issue.key)
                 store.add_issue(issue, chunks, vectors)
-                _copy_into_corpus(file, issue, gens.corpus_dir)
+                name, others = _corpus_names(file, issue, gens.corpus_dir)
+                added[name] = file
+                removed += others
                 (report.replaced if replacing else report.added).append(f"{file.name} ({issue.key}, {len(issue.articles)} 篇)")
+            faults.point("ingest.added")
             store.save()
             store.close()
             cache.close()
+            gens.stage_corpus(path, added, removed)       # the corpus changes travel with the generation
+            faults.point("ingest.staged")
         except BaseException:
             gens.discard(path)
             raise
@@ -221,13 +264,8 @@ def ingest_files(settings: Settings, embedder: Embedder, paths: list[Path], prog
     return report
 
 
-def _copy_into_corpus(file: Path, issue: Issue, corpus_dir: Path) -> None:
-    """Store the file as <issue date><suffix>, replacing any earlier file of that issue."""
-    corpus_dir.mkdir(parents=True, exist_ok=True)
-    target = corpus_dir / f"{issue.key}{file.suffix.lower()}"
-    tmp = corpus_dir / f".{target.name}.tmp"
-    shutil.copyfile(file, tmp)
-    tmp.replace(target)
-    for other in corpus_dir.glob(f"{issue.key}.*"):
-        if other != target and other.suffix.lower() in SUFFIXES:
-            other.unlink()
+def _corpus_names(file: Path, issue: Issue, corpus_dir: Path) -> tuple[str, list[str]]:
+    """Return the corpus name of an ingested file (<issue date><suffix>) and the earlier files of that issue."""
+    name = f"{issue.key}{file.suffix.lower()}"
+    others = [p.name for p in corpus_dir.glob(f"{issue.key}.*") if p.name != name and p.suffix.lower() in SUFFIXES]
+    return name, others

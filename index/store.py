@@ -4,7 +4,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import sqlite_utils
 
 from corpus.models import Article, Issue
 from errors import IndexCorrupt, IndexMismatch
+from index import faults
 from index.chunking import Chunk
 from index.keywords import fts_query, tokenize
 from settings import VectorIndexSettings
@@ -91,6 +95,68 @@ def sized_index(ids: np.ndarray, vectors: np.ndarray, settings: VectorIndexSetti
     return index
 
 
+def damage(path: Path, deep: bool = False, manifest: dict | None = None) -> str | None:
+    """Return why a generation is damaged, or None when it looks whole.
+
+    Cheap (every /healthz): the manifest reads, and every file it lists exists with the size it
+    recorded. ``deep`` (on open, on a timer or on demand): every file's SHA-256 as well.
+    """
+    path = Path(path)
+    if manifest is None:
+        try:
+            manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return f"索引清单缺失或损坏：{path / MANIFEST_FILE}"
+    files, sizes = manifest.get("files"), manifest.get("sizes", {})
+    if not isinstance(files, dict) or not isinstance(sizes, dict):
+        return f"索引清单损坏：{path / MANIFEST_FILE}"
+    for name, digest in files.items():
+        file = path / Path(str(name)).name
+        try:
+            size = file.stat().st_size
+        except OSError:
+            return f"索引文件缺失：{file}"
+        if name in sizes and sizes[name] != size:
+            return f"索引文件大小不符（{size} 字节，清单记录 {sizes[name]} 字节）：{file}"
+        if deep and _sha256(file) != digest:
+            return f"索引文件损坏或不完整（校验和不符）：{file}"
+    return None
+
+
+class GenerationHealth:
+    """The served generation's health for /healthz: cheap checks each call, checksums now and then."""
+
+    def __init__(self, deep_every_s: float = 600.0):
+        self.deep_every_s = deep_every_s
+        self._deep: dict[Path, tuple[float, str | None]] = {}      # path -> (when, result) of the last deep check
+        self._lock = threading.Lock()
+
+    def __call__(self, path: Path, deep: bool = False) -> str | None:
+        """Return why the generation at ``path`` is damaged, or None."""
+        reason = damage(path)
+        if reason:
+            return reason
+        with self._lock:
+            when, result = self._deep.get(Path(path), (float("-inf"), None))
+            if deep or time.monotonic() - when >= self.deep_every_s:
+                result = damage(path, deep=True)
+                self._deep = {Path(path): (time.monotonic(), result)}
+            return result
+
+
+def index_errors(fn):
+    """Wrap a function reading the served index: SQLite finding its file damaged becomes IndexCorrupt."""
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc) \
+                    and "not a database" not in str(exc) and "disk I/O" not in str(exc):
+                raise
+            raise IndexCorrupt(f"正在服务的索引已损坏（{exc}）；请运行 bulletin-bot reindex") from None
+    return wrapped
+
+
 def issue_hashes(path: Path) -> dict[str, str]:
     """Return issue key -> content hash of a generation, reading its database only (no FAISS, no checksums)."""
     conn = sqlite3.connect(f"file:{Path(path) / DB_FILE}?mode=ro", uri=True)
@@ -124,11 +190,19 @@ class IndexStore:
         else:
             self._check_manifest(verify)
             self.db = sqlite_utils.Database(sqlite3.connect(self.path / DB_FILE, check_same_thread=False))
-            self.vectors = faiss.read_index(str(self.path / FAISS_FILE))
+            try:
+                self.vectors = faiss.read_index(str(self.path / FAISS_FILE))
+            except RuntimeError:                    # faiss' reader on a truncated or garbled file
+                self.db.conn.close()
+                raise IndexCorrupt(f"索引文件损坏：{self.path / FAISS_FILE}；请运行 bulletin-bot reindex") from None
         self._articles: dict[int, StoredArticle] = {}
         self._chunk_count: int | None = None
         self._document_counts: dict[str, int] = {}
-        self._dead = np.array([r[0] for r in self.db.execute("SELECT id FROM dead_vectors")], dtype=np.int64)
+        try:
+            self._dead = np.array([r[0] for r in self.db.execute("SELECT id FROM dead_vectors")], dtype=np.int64)
+        except sqlite3.DatabaseError as exc:
+            self.db.conn.close()
+            raise IndexCorrupt(f"索引数据库无法读取：{self.path / DB_FILE}（{exc}）；请运行 bulletin-bot reindex") from None
         self._search_params = None
 
     # -- opening -------------------------------------------------------------------------------
@@ -142,10 +216,9 @@ class IndexStore:
         wanted = {"format": FORMAT, **self.identity}
         if built != wanted:
             raise IndexMismatch(f"索引由其他设置构建：{built}，当前设置：{wanted}；请运行 bulletin-bot reindex")
-        for name, digest in manifest.get("files", {}).items() if verify else ():
-            file = self.path / name
-            if not file.exists() or _sha256(file) != digest:
-                raise IndexCorrupt(f"索引文件损坏或不完整：{file}；请运行 bulletin-bot reindex")
+        reason = damage(self.path, deep=verify, manifest=manifest)
+        if reason:
+            raise IndexCorrupt(f"{reason}；请运行 bulletin-bot reindex")
         self.manifest = manifest
 
     # -- writing -------------------------------------------------------------------------------
@@ -218,17 +291,26 @@ class IndexStore:
         """Fit the index type to the size, write the FAISS file with faiss' own writer, then the manifest."""
         self.db.conn.commit()
         self._fit_index(progress)
+        faults.point("save.before-faiss")
         faiss.write_index(self.vectors, str(self.path / FAISS_FILE))
+        for name in (DB_FILE, FAISS_FILE):               # whole on disk before the manifest vouches for them
+            with open(self.path / name, "rb+") as fh:
+                os.fsync(fh.fileno())
         files = {name: _sha256(self.path / name) for name in (DB_FILE, FAISS_FILE)}
-        manifest = {"format": FORMAT, **self.identity, "files": files,
+        sizes = {name: (self.path / name).stat().st_size for name in (DB_FILE, FAISS_FILE)}
+        manifest = {"format": FORMAT, **self.identity, "files": files, "sizes": sizes,
                     "issues": self.db["issues"].count, "articles": self.db["articles"].count,
                     "chunks": self.db["chunks"].count, "vectors": int(self.vectors.ntotal - len(self._dead)),
                     "dead_vectors": len(self._dead),
                     "faiss": self._faiss_description(),
                     "saved_at": dt.datetime.now().isoformat(timespec="seconds"), **(extra or {})}
+        faults.point("save.before-manifest")
         tmp = self.path / (MANIFEST_FILE + ".tmp")
         tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
         tmp.replace(self.path / MANIFEST_FILE)
+        faults.point("save.after-manifest")
         self.manifest = manifest
 
     def _faiss_description(self) -> dict:

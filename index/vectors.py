@@ -17,6 +17,7 @@ from typing import Protocol, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from errors import StorageError
 from index.chunking import Sentence, article_sentences
 from index.embedding import Embedder
 
@@ -45,12 +46,19 @@ class VectorCache:
         self._lock = threading.Lock()
         try:
             self.conn = self._open()
+        except sqlite3.OperationalError as exc:     # cannot be opened or written (a directory, read-only, disk
+            raise _unusable(self.path, exc) from None   # full): not damage, so the file is left as it is
         except sqlite3.DatabaseError as exc:        # not a database (damaged): keep it aside, start empty
             aside = self.path.with_name(f"{self.path.name}.damaged-{dt.datetime.now():%Y%m%d-%H%M%S}")
+            for suffix in ("-wal", "-shm"):         # the damaged file's journal must not be replayed into a new one
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
             self.path.rename(aside)
             log.warning("vector cache %s unreadable (%s), moved to %s; vectors will be embedded again",
                         self.path, exc, aside.name)
-            self.conn = self._open()
+            try:
+                self.conn = self._open()
+            except sqlite3.DatabaseError as again:
+                raise _unusable(self.path, again) from None
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
@@ -78,10 +86,13 @@ class VectorCache:
 
     def put(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Store one vector per hash."""
-        with self._lock, self.conn:
-            self.conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                                  [(model, h, np.asarray(v, dtype=np.float32).tobytes())
-                                   for h, v in zip(hashes, vectors)])
+        try:
+            with self._lock, self.conn:
+                self.conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                                      [(model, h, np.asarray(v, dtype=np.float32).tobytes())
+                                       for h, v in zip(hashes, vectors)])
+        except sqlite3.OperationalError as exc:     # disk full, read-only: the transaction is rolled back
+            raise _unusable(self.path, exc) from None
 
     def embed(self, embedder: Embedder, items: Sequence[Embeddable], progress: bool = False) -> np.ndarray:
         """Return one vector per item, embedding only the items missing from the cache."""
@@ -123,6 +134,10 @@ class VectorCache:
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+
+def _unusable(path: Path, exc: Exception) -> StorageError:
+    return StorageError(f"向量缓存无法打开或写入：{path}（{exc}）；请检查磁盘空间和写权限（vector cache unusable）")
 
 
 class SentenceVectors:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 import contextlib
 import logging
 import re
@@ -64,8 +65,9 @@ class WeChatServers:
         self.crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID) if safe else None
         self.http = httpx.Client(base_url=url, timeout=60)
 
-    def params(self, timestamp: str | None = None, nonce: str = "1320562132") -> dict:
+    def params(self, timestamp: str | None = None, nonce: str | None = None) -> dict:
         timestamp = timestamp or str(int(time.time()))
+        nonce = nonce or str(secrets.randbelow(10**10))          # WeChat sends a fresh nonce with every request
         return {"signature": sign(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, "openid": OPENID}
 
     def post(self, xml: str, params: dict | None = None) -> httpx.Response:
