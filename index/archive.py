@@ -28,8 +28,8 @@ from pathlib import Path
 
 from errors import BadArchive, BulletinBotError
 from index import faults
-from index.generations import INDEX_FILES, Generations
-from index.store import IndexStore, issue_hashes
+from index.generations import INDEX_FILES, Generations, fsync_dir
+from index.store import IndexStore, issue_hashes, sha256_file
 
 FORMAT = 2                       # 2: backup.json first, with every member's size and SHA-256
 MANIFEST = "backup.json"
@@ -41,13 +41,6 @@ SINGLE_FILES = {"querylog.db": "querylog.db", "vectors.db": "vectors.db", "query
 SQLITE_FILES = ("querylog.db", "vectors.db")
 _CORPUS_NAME = re.compile(r"[\w\-][\w.\-]{0,199}", re.ASCII)
 
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _sqlite_copy(path: Path, folder: Path) -> Path:
@@ -88,7 +81,7 @@ def backup(data_dir: Path, target: Path) -> dict:
                    "bulletins": [n.split("/", 1)[1] for n in members if n.startswith("bulletins/")],
                    "querylog": "querylog.db" in members, "vectors": "vectors.db" in members,
                    "salt": "querylog.salt" in members,
-                   "members": {n: {"size": p.stat().st_size, "sha256": _sha256_file(p)} for n, p in members.items()}}
+                   "members": {n: {"size": p.stat().st_size, "sha256": sha256_file(p)} for n, p in members.items()}}
         partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
         try:
             with tarfile.open(partial, "w:gz") as tar:
@@ -253,7 +246,7 @@ def restore(archive: Path, data_dir: Path, identity: dict, force: bool = False) 
             if data_dir.exists():
                 data_dir.rmdir()
             staging.rename(data_dir)
-        _fsync_dir(data_dir.parent)
+        fsync_dir(data_dir.parent)
     except BaseException:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -276,12 +269,5 @@ def _fsync_tree(root: Path) -> None:
         for name in files:
             with open(os.path.join(folder, name), "rb+") as fh:
                 os.fsync(fh.fileno())
-        _fsync_dir(Path(folder))
+        fsync_dir(Path(folder))
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

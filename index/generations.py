@@ -124,7 +124,7 @@ class Generations:
                                       ensure_ascii=False), encoding="utf-8")
         _fsync_file(journal)
         journal.replace(generation / CORPUS_JOURNAL)
-        _fsync_dir(generation)
+        fsync_dir(generation)
 
     def settle(self) -> None:
         """Roll the served generation's corpus journal forward (idempotent; the caller holds the write lock)."""
@@ -147,7 +147,7 @@ class Generations:
         for name in plan.get("remove", []):
             (self.corpus_dir / Path(name).name).unlink(missing_ok=True)
             faults.point("settle.remove")
-        _fsync_dir(self.corpus_dir)
+        fsync_dir(self.corpus_dir)
         journal.unlink()
         shutil.rmtree(current / CORPUS_STAGED, ignore_errors=True)
 
@@ -159,7 +159,7 @@ class Generations:
     def swap(self, path: Path) -> None:
         """Point ``current`` at ``path`` atomically (``previous`` at the one it replaces), apply its corpus
         journal, then prune old generations."""
-        _fsync_dir(path)
+        fsync_dir(path)
         served = self.current()
         if served is not None and served != path:
             self._link("previous", served)
@@ -175,7 +175,7 @@ class Generations:
             tmp.unlink()
         os.symlink(target.name, tmp)
         os.replace(tmp, self.root / name)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def discard(self, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
@@ -234,7 +234,7 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -44,7 +44,7 @@ class StoredArticle:
         return f"{self.title}\n{self.body}" if self.body else self.title
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -118,7 +118,7 @@ def damage(path: Path, deep: bool = False, manifest: dict | None = None) -> str 
             return f"索引文件缺失：{file}"
         if name in sizes and sizes[name] != size:
             return f"索引文件大小不符（{size} 字节，清单记录 {sizes[name]} 字节）：{file}"
-        if deep and _sha256(file) != digest:
+        if deep and sha256_file(file) != digest:
             return f"索引文件损坏或不完整（校验和不符）：{file}"
     return None
 
@@ -296,7 +296,7 @@ class IndexStore:
         for name in (DB_FILE, FAISS_FILE):               # whole on disk before the manifest vouches for them
             with open(self.path / name, "rb+") as fh:
                 os.fsync(fh.fileno())
-        files = {name: _sha256(self.path / name) for name in (DB_FILE, FAISS_FILE)}
+        files = {name: sha256_file(self.path / name) for name in (DB_FILE, FAISS_FILE)}
         sizes = {name: (self.path / name).stat().st_size for name in (DB_FILE, FAISS_FILE)}
         manifest = {"format": FORMAT, **self.identity, "files": files, "sizes": sizes,
                     "issues": self.db["issues"].count, "articles": self.db["articles"].count,

@@ -37,7 +37,6 @@ QUESTION_FEATURES = (
     "plan", "asked_types", "n_terms_log", "ev_cov", "ev_bigram", "lead_type",
 )
 
-_HAN = re.compile(r"[\u4e00-\u9fff]")
 _HAN_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _LATIN = re.compile(r"[A-Za-z]")

@@ -36,7 +36,6 @@ SUPPORT_MIN = 0.05
 SUPPORT_SHARE = 0.1
 FALSE_ABSTENTION = 0.02       # the threshold lets at most this share of in-scope training questions abstain
 _SPACE = re.compile(r"\s+")
-_COUNT = None
 
 
 def _squash(text: str) -> str:
