@@ -37,12 +37,12 @@ FIRST_RETRY_S = 1.0
 
 
 class _OneLine(logging.Filter):
-    """PTB logs a network failure (polling, the last getUpdates at shutdown) with its whole traceback; an
-    operator needs one line: PTB's message and the error."""
+    """PTB logs a network failure (polling, the last getUpdates at shutdown) and a polling task cancelled by a
+    shutdown with its whole traceback; an operator needs one line: PTB's message and the error."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, TelegramError):
+        if isinstance(exc, (TelegramError, asyncio.CancelledError)):
             record.msg, record.args = f"{record.getMessage()} ({type(exc).__name__}: {exc})", ()
             record.exc_info = record.exc_text = None
         return True
