@@ -76,7 +76,7 @@ class Prepared:
     weights: Weights
     query: object
     hits: list[Hit]
-    evidence: Evidence
+    evidence: Evidence | None
     store: IndexStore
     retriever: Retriever
 
@@ -150,8 +150,9 @@ class Answerer:
     def store(self) -> IndexStore:
         return self.refresh()[0]
 
-    def prepare(self, text: str) -> "Prepared | None":
-        """Read the question and gather its evidence (retrieval and sentence features); None if it is empty."""
+    def prepare(self, text: str, features: bool = True) -> "Prepared | None":
+        """Read the question and gather its evidence (retrieval, and the sentence features the fitted reader
+        scores unless ``features`` is false); None if it is empty."""
         text = normalize((text or "").strip()[:MAX_QUESTION_CHARS])
         store, retriever = self.refresh()
         # 1. read the question: short names expanded, time range, listing or not, terms and their weights
@@ -164,12 +165,12 @@ class Answerer:
         hits = retriever.search(question.text, question.when, self.today, query_vector=query)
         hits = _rerank(hits, weights, self.settings.retrieval.coverage_weight)
         # 3. every sentence of the best articles, with the features the reader scores
-        evidence = build_evidence(question, hits, weights, query, self._sentences)
+        evidence = build_evidence(question, hits, weights, query, self._sentences) if features else None
         return Prepared(text, question, weights, query, hits, evidence, store, retriever)
 
     def answer(self, text: str, k: int | None = None) -> Answer:
         """Answer one question: retrieve articles, check they hold the answer, quote and cite them."""
-        prepared = self.prepare(text)
+        prepared = self.prepare(text, features=self.settings.answer.reader == "fitted")
         if prepared is None or (not prepared.question.terms and prepared.question.when is None
                                 and not prepared.hits):
             return Answer(replies.EMPTY_QUESTION, abstained=True)
