@@ -157,7 +157,7 @@ class Answerer:
         store, retriever = self.refresh()
         # 1. read the question: short names expanded, time range, listing or not, terms and their weights
         question = Question.read(expand_aliases(text), self.today, retriever.newest_issue())
-        if not question.terms and question.when is None and not question.text:
+        if not question.text:
             return None
         weights = Weights(store, question.terms)
         query = self.embedder.encode_query(question.text[:EMBED_CHARS])

@@ -45,7 +45,7 @@ _PLAN = re.compile(r"计划|拟|将于|将在|将要|预计|下一步|即将")
 _WH_CHARS = set("吗呢吧啊呀么嘛哪啥谁几多少怎什")
 
 
-def _bigrams(text: str) -> set[str]:
+def bigrams(text: str) -> set[str]:
     """Han-character bigrams of the text, leaving out those made only of function words."""
     grams = set()
     for run in _HAN_RUN.findall(text):
@@ -108,7 +108,7 @@ def _type_focus(sentence: str, asked, unit_re, q_grams: set[str]) -> float:
     for i, clause in enumerate(clauses):
         shows = (unit_re.search(clause) if unit_re else None) or any(t.shown_in(clause) for t in asked)
         if shows:
-            window = _bigrams("".join(clauses[max(i - 1, 0):i + 1]))
+            window = bigrams("".join(clauses[max(i - 1, 0):i + 1]))
             best = max(best, (1.0 if unit_re and unit_re.search(clause) else 0.5) + len(window & q_grams) / len(q_grams))
     return best
 
@@ -128,8 +128,8 @@ def build_evidence(question: Question, hits: list[Hit], weights: Weights, query:
     unit = types.asked_unit(text)
     unit_re = types.unit_pattern(unit) if unit else None
     q_numbers = set(_NUMBER.findall(text))
-    q_grams = _bigrams(text)
-    ask_grams = [_bigrams(c) for c, _ in question.asks]
+    q_grams = bigrams(text)
+    ask_grams = [bigrams(c) for c, _ in question.asks]
     sentences: list[str] = []
     rows: list[list[float]] = []
     owner: list[int] = []
@@ -142,14 +142,14 @@ def build_evidence(question: Question, hits: list[Hit], weights: Weights, query:
         cos = vectors @ query
         lo, hi = float(cos.min()), float(cos.max())
         spread = hi - lo
-        title_grams = _bigrams(hit.article.title)
+        title_grams = bigrams(hit.article.title)
         art_cov = weights.coverage(hit.article.text)
         n = len(texts)
         shown_by = [[t.shown_in(s) for t in asked] for s in texts]
         cue = _cues(texts, question)
         per_type = [sum(col) for col in zip(*shown_by)] if asked else []
         for i, s in enumerate(texts):
-            grams = _bigrams(s)
+            grams = bigrams(s)
             shows = shown_by[i]
             numbers = set(_NUMBER.findall(s))
             rows.append([
@@ -197,10 +197,10 @@ def _question_features(ev: Evidence, weights: Weights) -> dict[str, float]:
     asked_places = named_places(text)
     years = {int(y) for y in _YEAR.findall(text)}
     article_years = {d.year for d in top.event_dates} | {top.issue_date.year} | {int(y) for y in _YEAR.findall(top.text)}
-    q_grams = _bigrams(text)
+    q_grams = bigrams(text)
     return {
         "art_cov": weights.coverage(top.text),
-        "art_bigram": _share(len(q_grams & _bigrams(top.text)), len(q_grams)),
+        "art_bigram": _share(len(q_grams & bigrams(top.text)), len(q_grams)),
         "agreed": float(ev.hits[0].agreed),
         "cos_top": float(ev.hits[0].cosine),
         "unknown_share": sum(weights.idf[t] for t in unknown) / total,

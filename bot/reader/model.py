@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, Evidence, reading_features
+from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, Evidence, bigrams, reading_features
 from errors import BulletinBotError
 
 LEAD_CHARS = 80               # the lead line: the answering sentence, or its clauses holding the answer
@@ -99,13 +99,11 @@ class ReaderModel:
             return Reading(p, (), "", 0.0, True)
         chosen = choose(p, ev.article_of, self.support_min, self.support_share, article_cover(ev))
         lead = lead_line(ev.sentences[chosen[0]], ev)
-        a = float(self.answerable(reading_features(ev, p, list(chosen))[None, :])[0])
-        strict_missing = [t.name for t in ev.strict_asked
-                          if not t.shown_in(" ".join(ev.sentences[i] for i in chosen))]
-        reason = f"missing:{','.join(strict_missing)}" if strict_missing else ""
-        for rule in ("place_mismatch", "year_mismatch"):
-            if ev.q.get(rule):
-                reason = reason or rule
+        features = reading_features(ev, p, list(chosen))
+        a = float(self.answerable(features[None, :])[0])
+        # class rules, read off the same features: an asked phone/price/... not printed, another county or year
+        reason = next((rule for rule in ("strict_missing", "place_mismatch", "year_mismatch")
+                       if features[QUESTION_FEATURES.index(rule)]), "")
         return Reading(p, chosen, lead, a, bool(reason) or a < self.threshold, reason)
 
 
@@ -143,7 +141,8 @@ def lead_line(sentence: str, ev: Evidence) -> str:
     clauses = _CLAUSE.findall(sentence)
     if len(clauses) <= 1:
         return sentence[:LEAD_CHARS].rstrip("，,；;：:") + "……"
-    scores = [_clause_score(c, ev) for c in clauses]
+    grams = bigrams(ev.question.text)
+    scores = [_clause_score(c, ev, grams) for c in clauses]
     best = max(range(len(clauses)), key=lambda i: (scores[i], -i))
     lo = hi = best
     length = len(clauses[best])
@@ -158,12 +157,10 @@ def lead_line(sentence: str, ev: Evidence) -> str:
     return ("……" if lo > 0 else "") + text + ("……" if hi < len(clauses) - 1 else "")
 
 
-def _clause_score(clause: str, ev: Evidence) -> float:
-    """How much a clause looks like the answer: the kinds of answer asked for it shows, question words it holds."""
-    from bot.reader.features import _bigrams
+def _clause_score(clause: str, ev: Evidence, grams: set[str]) -> float:
+    """How much a clause looks like the answer: the kinds of answer asked for it shows, question bigrams it holds."""
     shown = sum(t.shown_in(clause) for t in ev.asked)
-    grams = _bigrams(ev.question.text)
-    overlap = len(grams & _bigrams(clause)) / len(grams) if grams else 0.0
+    overlap = len(grams & bigrams(clause)) / len(grams) if grams else 0.0
     return 2.0 * shown + overlap
 
 
