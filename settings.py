@@ -65,7 +65,7 @@ READERS = ("rules", "fitted")
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    reader: str = "rules"              # "rules": quote by the hand-set scorer; "fitted": the reader of bot/reader
+    reader: str = "fitted"             # "rules": quote by the hand-set scorer; "fitted": the reader of bot/reader
     max_sentences: int = 3             # sentences quoted from the best article
     max_articles: int = 2              # articles quoted in a non-listing answer
     min_coverage: float = 0.25         # abstain below this weighted share of the question's terms in the best article

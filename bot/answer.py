@@ -208,7 +208,7 @@ class Answerer:
             if hit not in cited_hits:
                 cited_hits.append(hit)
             n = cited_hits.index(hit) + 1
-            quote = reading.lead if n_quote == 0 else ev.sentences[i]
+            quote = reading.lines[n_quote]
             lines.append((replies.LEAD if n_quote == 0 else replies.SUPPORT).format(quote=quote, n=n))
         cited = [_source(h) for h in cited_hits]
         return Answer(_with_citations("\n".join(lines), cited), False, (), tuple(cited))

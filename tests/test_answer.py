@@ -26,7 +26,7 @@ def test_answer_quotes_the_number_and_cites_issue_unit_title(answerer):
 
 def test_quoted_sentences_are_verbatim_from_the_article(answerer):
     answer = answerer.answer("卧龙区的医养服务中心晚上有没有医护看着老人？")
-    quotes = re.findall(r"“(.+?)”\n", answer.text + "\n")
+    quotes = re.findall(r"“(.+?)”(?:〔\d〕)?\n", answer.text + "\n")
     assert quotes
     article = answerer.store.all_articles()[answer.cited[0].article_id]
     for quote in quotes:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from bot.answer import Answerer
 from bot.reader.features import SENTENCE_FEATURES, named_places
-from bot.reader.model import LEAD_CHARS, ReaderModel, lead_line
+from bot.reader.model import LEAD_CHARS, ReaderModel, choose, lead_line
 from bot.reader.types import answer_types
 from errors import BulletinBotError
 from tests.conftest import TODAY, settings_for
@@ -115,6 +115,36 @@ def test_lead_line_is_verbatim_short_and_holds_the_number(fitted):
         assert part in long
 
 
+def test_lead_line_keeps_the_clauses_with_the_facts_and_marks_what_it_left_out(fitted):
+    # the place asked for opens the sentence, the count closes it, a long clause between answers neither
+    ev = fitted.prepare("推进会在哪里开的？有多少人参加？").evidence
+    filler = "会议围绕规范医疗美容服务、加强行业监管、落实机构主体责任、畅通群众投诉渠道等内容进行了深入细致的交流和讨论"
+    long = f"7月17日，推进会在市疾控中心北区召开，{filler}，相关单位负责人共50余人参加。"
+    assert len(long) > LEAD_CHARS
+    lead = lead_line(long, ev)
+    assert "北区召开" in lead and "50余人参加" in lead and filler not in lead
+    assert "……" in lead and len(lead) <= LEAD_CHARS + 4
+    for part in filter(None, lead.split("……")):
+        assert part in long
+
+
+def test_lead_line_without_any_clause_matching_is_the_sentence_start_not_a_stub(fitted):
+    ev = fitted.prepare("What services were offered on site?").evidence
+    long = "近日，" + "，".join(f"第{n}项服务内容丰富多样并深受群众欢迎" for n in range(1, 8)) + "。"
+    lead = lead_line(long, ev, 60)
+    assert lead.startswith("近日，第1项服务") and 40 <= len(lead) <= 64
+
+
+def test_supporting_sentences_cover_the_other_things_asked():
+    # sentence 1 is likelier than 2 but repeats what the lead covers (ask clause 0); 2 covers clause 1
+    p = np.array([0.9, 0.6, 0.5, 0.1], dtype=np.float32)
+    article_of = np.zeros(4, dtype=np.int64)
+    ask_cover = np.array([[1, 0], [1, 0], [0, 1], [0, 0]], dtype=np.float32)
+    assert choose(p, article_of, 0.0, 0.0, None, ask_cover)[:2] == (0, 2)
+    assert choose(p, article_of, 0.0, 0.0, None, None, diversity=0.0)[:2] == (0, 1)
+    assert choose(p, article_of, 0.0, 0.0, None, ask_cover[:, :1])[:2] == (0, 1)   # one thing asked: by p
+
+
 def test_fitted_answer_leads_with_the_fact_and_cites(fitted):
     answer = fitted.answer("市六院7月那次组织献血，一共献了多少毫升？")
     assert not answer.abstained
@@ -124,9 +154,10 @@ def test_fitted_answer_leads_with_the_fact_and_cites(fitted):
     quoted = re.findall(r"“(.+?)”〔(\d)〕", answer.text)
     assert len(quoted) <= 2
     articles = fitted.store.all_articles()
-    for q, n in quoted:      # each supporting quote is verbatim from the article its marker cites
+    for q, n in quoted:      # each supporting quote is verbatim from the article its marker cites (…… marks a cut)
         article = articles[answer.cited[int(n) - 1].article_id]
-        assert re.sub(r"\s", "", q) in re.sub(r"\s", "", article.text)
+        for part in filter(None, q.split("……")):
+            assert re.sub(r"\s", "", part) in re.sub(r"\s", "", article.text)
 
 
 def test_sources_list_the_cited_articles_first_each_once(fitted):
@@ -161,3 +192,37 @@ def test_fit_command_fits_a_model_that_loads(built_data_dir, tmp_path):
     assert result.exit_code == 0, result.output
     model = ReaderModel.load(out)
     assert model.meta["questions"] == 3 and np.isfinite(model.sentence.coef).all()
+
+
+def test_answerability_weights_keep_their_declared_signs():
+    from bot.reader.fit import ANSWERABLE_SIGNS, _fit_logistic
+    from bot.reader.features import QUESTION_FEATURES
+    assert set(ANSWERABLE_SIGNS) == set(QUESTION_FEATURES)
+    model = ReaderModel.load().answerable
+    for name, coef in zip(model.features, model.coef):
+        assert coef * ANSWERABLE_SIGNS[name] >= -1e-6, name
+    # two copies of one signal, the second noisier: unconstrained, a weight can come out negative
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    X = np.c_[x + 0.1 * rng.normal(size=400), x + 0.1 * rng.normal(size=400)]
+    y = (x + 0.3 * rng.normal(size=400) > 0).astype(float)
+    X[:, 1] = X[:, 0] * 1.5 - 0.5 * x + rng.normal(size=400) * 0.05
+    fitted = _fit_logistic(X, y, ("a", "b"), C=100.0, signs={"a": 1, "b": 1})
+    assert (fitted.coef >= 0).all()
+    free = _fit_logistic(X, y, ("a", "b"), C=100.0)
+    assert (free.coef < 0).any()     # the constraint is what keeps it in line
+
+
+def test_a_chinese_question_the_article_hardly_covers_abstains_an_english_one_is_left_to_the_score():
+    from bot.reader.features import QUESTION_FEATURES
+    from bot.reader.model import below_floor
+    model = ReaderModel.load()
+    assert 0 < model.coverage_floor < 0.5            # fitted by `bulletin-bot fit`, stored in model.json
+    row = np.zeros(len(QUESTION_FEATURES), dtype=np.float32)
+    row[QUESTION_FEATURES.index("art_cov")] = model.coverage_floor / 2
+    assert below_floor(row, model.coverage_floor)
+    row[QUESTION_FEATURES.index("latin")] = 0.9      # English: its words are not printed in the bulletins
+    assert not below_floor(row, model.coverage_floor)
+    row[QUESTION_FEATURES.index("latin")] = 0.0
+    row[QUESTION_FEATURES.index("art_cov")] = model.coverage_floor * 2
+    assert not below_floor(row, model.coverage_floor)

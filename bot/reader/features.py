@@ -35,6 +35,7 @@ QUESTION_FEATURES = (
     "p_max", "p_second", "p_top_article", "art_cov", "art_bigram", "agreed", "cos_top",
     "unknown_share", "latin", "strict_asked", "strict_missing", "place_mismatch", "year_mismatch",
     "plan", "asked_types", "n_terms_log", "ev_cov", "ev_bigram", "lead_type",
+    "ask_min_art", "ask_min_sent", "focus_art",
 )
 
 _HAN_RUN = re.compile(r"[\u4e00-\u9fff]+")
@@ -42,6 +43,7 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _LATIN = re.compile(r"[A-Za-z]")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _PLAN = re.compile(r"计划|拟|将于|将在|将要|预计|下一步|即将")
+_ENUMERATION = re.compile(r"(?:[^、，。；]{1,16}、){2,}")
 _WH_CHARS = set("吗呢吧啊呀么嘛哪啥谁几多少怎什")
 
 
@@ -78,14 +80,16 @@ class Evidence:
     X: np.ndarray                    # sentences x SENTENCE_FEATURES
     q: dict[str, float] = field(default_factory=dict)   # question-level features not needing the model
     asked: tuple = ()                # AnswerType objects asked for
+    ask_cover: np.ndarray | None = None   # sentences x ask clauses: share of the clause's bigrams the sentence holds
+    X_asks: tuple = ()               # with several ask clauses: X with what is asked read from each clause alone
     strict_asked: tuple = ()
 
 
-def _cues(texts: list[str], question: Question) -> list[float]:
+def _cues(texts: list[str], clauses) -> list[float]:
     """Per sentence: for each ask clause's answer cue it shows, 1 / the number of the article's sentences showing it."""
     from bot.question import CUES
     out = [0.0] * len(texts)
-    for clause, _ in question.asks:
+    for clause, _ in clauses:
         for asks, has in CUES:
             if asks.search(clause):
                 flags = [bool(has.search(t)) for t in texts]
@@ -117,22 +121,80 @@ def _share(found: int, total: int) -> float:
     return found / total if total else 0.0
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """What one reading of the question asks for: the whole question, or one of its ask clauses."""
+
+    text: str
+    terms: tuple[str, ...] | None        # None: every term of the question
+    asked: tuple
+    unit_re: re.Pattern | None
+    grams: set[str]
+
+    @classmethod
+    def of(cls, text: str, terms, types: AnswerTypes) -> "_Ask":
+        unit = types.asked_unit(text)
+        return cls(text, terms, types.asked(text), types.unit_pattern(unit) if unit else None, bigrams(text))
+
+
+# the columns that depend on what is asked: computed once for the whole question and once per ask clause
+_ASK_COLUMNS = ("cov_ask", "bigram_ask", "type_share", "type_miss", "unit_match", "type_rare", "type_focus", "cue")
+
+
+def _ask_columns(texts: list[str], grams: list[set[str]], ask: _Ask, question: Question, weights: Weights,
+                 clauses: list[tuple[str, tuple[str, ...]]]) -> np.ndarray:
+    """Per sentence: the _ASK_COLUMNS features for one reading of the question."""
+    asked, unit_re = ask.asked, ask.unit_re
+    shown_by = [[t.shown_in(s) for t in asked] for s in texts]
+    per_type = [sum(col) for col in zip(*shown_by)] if asked else []
+    cue = _cues(texts, clauses)
+    clause_grams = [bigrams(c) for c, _ in clauses]
+    out = np.zeros((len(texts), len(_ASK_COLUMNS)), dtype=np.float32)
+    for i, s in enumerate(texts):
+        shows = shown_by[i]
+        out[i] = (
+            max((weights.coverage(s, t) for _, t in clauses), default=0.0),
+            max((_share(len(g & grams[i]), len(g)) for g in clause_grams), default=0.0),
+            _share(sum(shows), len(asked)),
+            float(bool(asked) and not any(shows)),
+            float(bool(unit_re and unit_re.search(s))),
+            # an asked kind of answer that few sentences of the article show points at them
+            max((1.0 / per_type[j] for j, shown in enumerate(shows) if shown), default=0.0),
+            _type_focus(s, asked, unit_re, ask.grams),
+            cue[i],
+        )
+    return out
+
+
+def _with_gaps(X: np.ndarray) -> np.ndarray:
+    base = list(SENTENCE_FEATURES)
+    cols = X[:, [base.index(name) for name in RELATIVE]]
+    return np.hstack([X, cols - cols.max(axis=0)])
+
+
 def build_evidence(question: Question, hits: list[Hit], weights: Weights, query: np.ndarray,
                    sentence_vectors, types: AnswerTypes | None = None) -> Evidence:
-    """Compute every sentence's features for the question (no fitted weights needed)."""
+    """Compute every sentence's features for the question (no fitted weights needed).
+
+    When the question asks several things (两个以上 ask clauses), each clause also gets its own matrix:
+    the same features with what is asked read from that clause alone, so the sentence answering the
+    second part is found even when the first part dominates the whole question's features.
+    """
     types = types or answer_types()
     hits = hits[:CANDIDATE_ARTICLES]
     text = question.text
-    asked = types.asked(text)
-    strict = tuple(t for t in asked if t.strict)
-    unit = types.asked_unit(text)
-    unit_re = types.unit_pattern(unit) if unit else None
+    whole = _Ask.of(text, None, types)
+    clauses = list(question.asks)
+    asks = [_Ask.of(c, t, types) for c, t in clauses] if len(clauses) > 1 else []
     q_numbers = set(_NUMBER.findall(text))
-    q_grams = bigrams(text)
-    ask_grams = [bigrams(c) for c, _ in question.asks]
+    q_grams = whole.grams
     sentences: list[str] = []
-    rows: list[list[float]] = []
+    base_rows: list[list[float]] = []
     owner: list[int] = []
+    cover: list[list[float]] = []
+    whole_cols, clause_cols = [], [[] for _ in asks]
+    n_base = len(SENTENCE_FEATURES) - len(RELATIVE)
+    ask_at = [SENTENCE_FEATURES.index(name) for name in _ASK_COLUMNS]
     top_score = hits[0].score if hits and hits[0].score else 1.0
     for h_i, hit in enumerate(hits):
         found, vectors = sentence_vectors(hit.article)
@@ -145,44 +207,39 @@ def build_evidence(question: Question, hits: list[Hit], weights: Weights, query:
         title_grams = bigrams(hit.article.title)
         art_cov = weights.coverage(hit.article.text)
         n = len(texts)
-        shown_by = [[t.shown_in(s) for t in asked] for s in texts]
-        cue = _cues(texts, question)
-        per_type = [sum(col) for col in zip(*shown_by)] if asked else []
+        grams = [bigrams(s) for s in texts]
+        whole_cols.append(_ask_columns(texts, grams, whole, question, weights, clauses))
+        for k, ask in enumerate(asks):
+            clause_cols[k].append(_ask_columns(texts, grams, ask, question, weights, [clauses[k]]))
         for i, s in enumerate(texts):
-            grams = bigrams(s)
-            shows = shown_by[i]
             numbers = set(_NUMBER.findall(s))
-            rows.append([
-                float(cos[i]),
-                (float(cos[i]) - lo) / spread if spread > 0 else 0.0,
-                float(cos[i]) - hi,
-                weights.coverage(s),
-                max((weights.coverage(s, t) for _, t in question.asks), default=0.0),
-                _share(len(q_grams & grams), len(q_grams)),
-                max((_share(len(g & grams), len(g)) for g in ask_grams), default=0.0),
-                _share(sum(shows), len(asked)),
-                float(bool(asked) and not any(shows)),
-                float(bool(unit_re and unit_re.search(s))),
-                float(bool(numbers - q_numbers)),
-                float(bool(re.search(r"(?:[^、，。；]{1,16}、){2,}", s))),
-                float(i == 0), float(i == n - 1), i / max(n - 1, 1), math.log(1 + len(s)),
-                float(h_i == 0), float(h_i), hit.score / top_score, art_cov,
-                _share(len(title_grams & grams), len(grams)),
-                # an asked kind of answer that few sentences of the article show points at them
-                max((1.0 / per_type[j] for j, shown in enumerate(shows) if shown), default=0.0),
-                _type_focus(s, asked, unit_re, q_grams),
-                cue[i],
-            ])
+            cover.append([_share(len(bigrams(c) & grams[i]), len(bigrams(c))) for c, _ in clauses])
+            row = [0.0] * n_base
+            row[:4] = [float(cos[i]), (float(cos[i]) - lo) / spread if spread > 0 else 0.0, float(cos[i]) - hi,
+                       weights.coverage(s)]
+            row[SENTENCE_FEATURES.index("bigram")] = _share(len(q_grams & grams[i]), len(q_grams))
+            row[SENTENCE_FEATURES.index("new_number")] = float(bool(numbers - q_numbers))
+            row[SENTENCE_FEATURES.index("enumeration")] = float(bool(_ENUMERATION.search(s)))
+            at = SENTENCE_FEATURES.index("first")
+            row[at:at + 9] = [float(i == 0), float(i == n - 1), i / max(n - 1, 1), math.log(1 + len(s)),
+                              float(h_i == 0), float(h_i), hit.score / top_score, art_cov,
+                              _share(len(title_grams & grams[i]), len(grams[i]))]
+            base_rows.append(row)
             sentences.append(s)
             owner.append(h_i)
-    X = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(SENTENCE_FEATURES) - len(RELATIVE))
-    if len(rows):
-        base = list(SENTENCE_FEATURES)
-        cols = X[:, [base.index(name) for name in RELATIVE]]
-        X = np.hstack([X, cols - cols.max(axis=0)])
+    if base_rows:
+        base = np.asarray(base_rows, dtype=np.float32)
+        matrices = []
+        for cols in [whole_cols] + clause_cols:
+            M = base.copy()
+            M[:, ask_at] = np.vstack(cols)
+            matrices.append(_with_gaps(M))
+        X, X_asks = matrices[0], tuple(matrices[1:])
     else:
-        X = np.zeros((0, len(SENTENCE_FEATURES)), dtype=np.float32)
-    ev = Evidence(question, hits, sentences, np.asarray(owner, dtype=np.int64), X, asked=asked, strict_asked=strict)
+        X, X_asks = np.zeros((0, len(SENTENCE_FEATURES)), dtype=np.float32), ()
+    ev = Evidence(question, hits, sentences, np.asarray(owner, dtype=np.int64), X, asked=whole.asked,
+                  strict_asked=tuple(t for t in whole.asked if t.strict),
+                  ask_cover=np.asarray(cover, dtype=np.float32).reshape(len(cover), len(clauses)), X_asks=X_asks)
     ev.q = _question_features(ev, weights)
     return ev
 
@@ -198,7 +255,14 @@ def _question_features(ev: Evidence, weights: Weights) -> dict[str, float]:
     years = {int(y) for y in _YEAR.findall(text)}
     article_years = {d.year for d in top.event_dates} | {top.issue_date.year} | {int(y) for y in _YEAR.findall(top.text)}
     q_grams = bigrams(text)
+    # every thing asked must be covered: the weakest ask clause, in the top article and in its best sentence
+    clause_terms = [t for _, t in ev.question.asks if t]
+    own = [s for s, o in zip(ev.sentences, ev.article_of) if o == 0]
+    focus = _focus_terms(ev.question)
     return {
+        "ask_min_art": min((weights.coverage(top.text, t) for t in clause_terms), default=0.0),
+        "ask_min_sent": min((max((weights.coverage(s, t) for s in own), default=0.0) for t in clause_terms), default=0.0),
+        "focus_art": weights.coverage(top.text, focus) if focus else 1.0,
         "art_cov": weights.coverage(top.text),
         "art_bigram": _share(len(q_grams & bigrams(top.text)), len(q_grams)),
         "agreed": float(ev.hits[0].agreed),
@@ -211,6 +275,22 @@ def _question_features(ev: Evidence, weights: Weights) -> dict[str, float]:
         "asked_types": float(len(ev.asked)),
         "n_terms_log": math.log(1 + len(weights.idf)),
     }
+
+
+_WH_WORD = re.compile(r"多少|几|哪|什么|啥|谁|多久|多长|多大|怎么|怎样|如何|咋|吗|有没有|是否|能不能")
+
+
+def _focus_terms(question: Question) -> tuple[str, ...]:
+    """The terms next to each ask clause's question word (最佳射手是谁 -> 最佳, 射手): what the answer is about."""
+    out = []
+    for clause, terms in question.asks:
+        m = _WH_WORD.search(clause)
+        if not m or not terms:
+            continue
+        before = [t for t in terms if t in clause[:m.start()]]
+        after = [t for t in terms if t in clause[m.end():]]
+        out += before[-2:] + after[:1]
+    return tuple(dict.fromkeys(out))
 
 
 def reading_features(ev: Evidence, p: np.ndarray, chosen: list[int]) -> np.ndarray:

@@ -25,15 +25,17 @@ from tqdm import tqdm
 
 from bot.evaluate import score_answer
 from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, reading_features
-from bot.reader.model import Logistic, ReaderModel, article_cover, choose
+from bot.reader.model import Logistic, ReaderModel, article_cover, below_floor, choose
 from bot.reader.types import answer_types
 from index.chunking import split_sentences
 from index.keywords import query_terms
 
 log = logging.getLogger(__name__)
 
-SUPPORT_MIN = 0.05
-SUPPORT_SHARE = 0.1
+SUPPORT_MIN = 0.0         # supporting quotes: every sentence may support (measured: floors lost facts)
+SUPPORT_SHARE = 0.0
+FLOOR_GRID = (0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3)
+FLOOR_FALSE_ABSTENTION = 0.01  # the coverage floor may make at most this share of in-scope training questions abstain
 FALSE_ABSTENTION = 0.02       # the threshold lets at most this share of in-scope training questions abstain
 _SPACE = re.compile(r"\s+")
 
@@ -127,15 +129,41 @@ def gather(answerer, rows: list[dict], synthetic: bool, progress: bool = True) -
     return examples
 
 
-def _fit_logistic(X: np.ndarray, y: np.ndarray, names: tuple[str, ...], C: float) -> Logistic:
-    from sklearn.linear_model import LogisticRegression
+# Answerability grows with these features (+1) or falls with them (-1); 0 leaves the sign to the data.
+# With a few hundred questions, unconstrained weights of correlated features came out with signs that
+# make no sense (more of the question printed -> less answerable) and refused plain questions.
+ANSWERABLE_SIGNS = {
+    "p_max": 1, "p_second": 1, "p_top_article": 1, "art_cov": 1, "art_bigram": 1, "agreed": 1, "cos_top": 1,
+    "unknown_share": -1, "latin": 0, "strict_asked": 0, "strict_missing": -1, "place_mismatch": -1,
+    "year_mismatch": -1, "plan": -1, "asked_types": 0, "n_terms_log": 0, "ev_cov": 1, "ev_bigram": 1,
+    "lead_type": 1, "ask_min_art": 1, "ask_min_sent": 1, "focus_art": 1,
+}
+
+
+def _fit_logistic(X: np.ndarray, y: np.ndarray, names: tuple[str, ...], C: float,
+                  signs: dict[str, int] | None = None) -> Logistic:
+    """A class-balanced L2 logistic regression on standardised features, each weight kept to its sign."""
+    from scipy.optimize import minimize
     mean = X.mean(axis=0)
     scale = X.std(axis=0)
     scale[scale < 1e-6] = 1.0
-    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
-    clf.fit((X - mean) / scale, y)
-    return Logistic(names, mean.astype(np.float32), scale.astype(np.float32),
-                    clf.coef_[0].astype(np.float32), float(clf.intercept_[0]))
+    Z = (X - mean) / scale
+    weight = np.where(y > 0, len(y) / (2.0 * max(y.sum(), 1)), len(y) / (2.0 * max((1 - y).sum(), 1)))
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:-1], theta[-1]
+        z = Z @ w + b
+        prob = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        value = float(np.sum(weight * (np.logaddexp(0, z) - y * z)) + 0.5 / C * (w @ w))
+        g = weight * (prob - y)
+        return value, np.r_[Z.T @ g + w / C, g.sum()]
+
+    signs = signs or {}
+    bounds = [(0, None) if signs.get(n, 0) > 0 else (None, 0) if signs.get(n, 0) < 0 else (None, None)
+              for n in names] + [(None, None)]
+    result = minimize(loss, np.zeros(len(names) + 1), jac=True, method="L-BFGS-B", bounds=bounds)
+    w, b = result.x[:-1], result.x[-1]
+    return Logistic(names, mean.astype(np.float32), scale.astype(np.float32), w.astype(np.float32), float(b))
 
 
 def _fit_ranker(examples: list["Example"], C: float = 0.1, negatives: int = 15, seed: int = 0) -> Logistic:
@@ -181,15 +209,25 @@ def fit(examples: list[Example], meta: dict | None = None) -> ReaderModel:
     for e in real:
         p = sentence(e.prepared.evidence.X)
         chosen = list(choose(p, e.prepared.evidence.article_of, SUPPORT_MIN, SUPPORT_SHARE,
-                             article_cover(e.prepared.evidence)))
+                             article_cover(e.prepared.evidence), e.prepared.evidence.ask_cover))
         rows.append(reading_features(e.prepared.evidence, p, chosen))
         labels.append(float(bool(e.row.get("gold"))))
     QX, qy = np.vstack(rows), np.asarray(labels)
-    answerable = _fit_logistic(QX, qy, QUESTION_FEATURES, C=0.5)
+    answerable = _fit_logistic(QX, qy, QUESTION_FEATURES, C=0.5, signs=ANSWERABLE_SIGNS)
     scores = answerable(QX)
     in_scope = np.sort(scores[qy == 1])
     threshold = float(in_scope[int(FALSE_ABSTENTION * len(in_scope))]) - 1e-6 if len(in_scope) else 0.5
-    return ReaderModel(sentence, answerable, threshold, SUPPORT_MIN, SUPPORT_SHARE, meta or {})
+    return ReaderModel(sentence, answerable, threshold, SUPPORT_MIN, SUPPORT_SHARE, meta or {}, _coverage_floor(QX, qy))
+
+
+def _coverage_floor(QX: np.ndarray, qy: np.ndarray) -> float:
+    """The highest coverage floor that leaves FLOOR_FALSE_ABSTENTION of in-scope questions abstaining at most."""
+    best = 0.0
+    for floor in FLOOR_GRID:
+        below = np.array([below_floor(row, floor) for row in QX], dtype=bool)
+        if below[qy == 1].mean() <= FLOOR_FALSE_ABSTENTION and below[qy == 0].sum() >= below[qy == 1].sum():
+            best = floor
+    return best
 
 
 def folds_of(examples: list[Example], k: int, seed: int = 11) -> dict[int, int]:

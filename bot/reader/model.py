@@ -21,6 +21,9 @@ from errors import BulletinBotError
 
 LEAD_CHARS = 80               # the lead line: the answering sentence, or its clauses holding the answer
 MAX_SUPPORT = 2               # supporting quotes after the lead line
+SUPPORT_CHARS = 80            # each supporting quote: its sentence, or the clauses that answer, up to this length
+LATIN_SHARE = 0.3             # the coverage floor leaves out questions mostly in Latin letters (English)
+DIVERSITY = 0.5               # weight of covering an ask clause the chosen sentences do not yet cover
 OTHER_ARTICLE_SHARE = 0.85    # a supporting quote from a second article needs this share of the lead article's coverage
 _CLAUSE = re.compile(r"[^，,；;：:]+[，,；;：:]?")
 
@@ -63,6 +66,7 @@ class Reading:
     answerable: float             # probability the evidence answers the question
     abstain: bool
     reason: str = ""              # why it abstains when a class rule decided it (strict attribute missing ...)
+    lines: tuple[str, ...] = ()   # the lead line, then each supporting quote (verbatim, trimmed the same way)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class ReaderModel:
     support_min: float            # a supporting sentence needs at least this probability ...
     support_share: float          # ... and this share of the lead's
     meta: dict
+    coverage_floor: float = 0.0   # abstain when the top article holds less of the question's terms (fitted)
 
     @classmethod
     def load(cls, path: Path | None = None) -> "ReaderModel":
@@ -83,49 +88,82 @@ class ReaderModel:
             return cls(Logistic.from_json(data["sentence"], SENTENCE_FEATURES),
                        Logistic.from_json(data["answerable"], QUESTION_FEATURES),
                        float(data["threshold"]), float(data["support_min"]), float(data["support_share"]),
-                       data.get("meta", {}))
+                       data.get("meta", {}), float(data.get("coverage_floor", 0.0)))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BulletinBotError(f"the reader model cannot be read ({exc}); run `bulletin-bot fit`") from None
 
     def to_json(self) -> dict:
         return {"sentence": self.sentence.to_json(), "answerable": self.answerable.to_json(),
                 "threshold": self.threshold, "support_min": self.support_min,
-                "support_share": self.support_share, "meta": self.meta}
+                "support_share": self.support_share, "coverage_floor": self.coverage_floor, "meta": self.meta}
 
     def read(self, ev: Evidence) -> Reading:
         """Score the sentences, pick the lead and its support, and decide whether to answer."""
         p = self.sentence(ev.X)
         if len(p) == 0:
             return Reading(p, (), "", 0.0, True)
-        chosen = choose(p, ev.article_of, self.support_min, self.support_share, article_cover(ev))
-        lead = lead_line(ev.sentences[chosen[0]], ev)
+        by_ask = np.stack([self.sentence(X) for X in ev.X_asks], axis=1) if ev.X_asks else None
+        if by_ask is not None:           # a sentence answering one of several asked things answers
+            p = np.maximum(p, by_ask.max(axis=1))
+        chosen = choose(p, ev.article_of, self.support_min, self.support_share, article_cover(ev), ev.ask_cover)
+        lines = tuple(lead_line(ev.sentences[i], ev, LEAD_CHARS if n == 0 else SUPPORT_CHARS)
+                      for n, i in enumerate(chosen))
+        lead = lines[0]
         features = reading_features(ev, p, list(chosen))
         a = float(self.answerable(features[None, :])[0])
         # class rules, read off the same features: an asked phone/price/... not printed, another county or year
         reason = next((rule for rule in ("strict_missing", "place_mismatch", "year_mismatch")
                        if features[QUESTION_FEATURES.index(rule)]), "")
-        return Reading(p, chosen, lead, a, bool(reason) or a < self.threshold, reason)
+        if not reason and below_floor(features, self.coverage_floor):
+            reason = "coverage"
+        return Reading(p, chosen, lead, a, bool(reason) or a < self.threshold, reason, lines)
+
+
+def below_floor(features: np.ndarray, floor: float) -> bool:
+    """A question in Chinese whose terms the top article hardly holds is about something else (护照, 房价).
+
+    English questions are left to the fitted score: their terms are not printed in the bulletins at all.
+    """
+    at = QUESTION_FEATURES.index
+    return bool(features[at("latin")] < LATIN_SHARE and features[at("art_cov")] < floor)
 
 
 def choose(p: np.ndarray, article_of: np.ndarray, support_min: float, support_share: float,
-           article_cover: np.ndarray | None = None) -> tuple[int, ...]:
+           article_cover: np.ndarray | None = None, ask_cover: np.ndarray | None = None,
+           diversity: float = DIVERSITY) -> tuple[int, ...]:
     """Return the lead sentence and up to MAX_SUPPORT supporting ones, best first.
 
     A supporting sentence from another article than the lead's must come from an article that covers
     the question nearly as well (OTHER_ARTICLE_SHARE of the lead article's term coverage) and score
     at least half the lead's probability: a blood drive of another hospital does not support this one's.
+    When the question asks several things (ask clauses), a sentence that covers an ask clause the
+    chosen ones do not yet cover gains ``diversity`` times that gain (``ask_cover``: sentences x clauses).
     """
     order = [int(i) for i in np.argsort(-p, kind="stable")]
     lead = order[0]
     floor = max(support_min, support_share * float(p[lead]))
+
     def fits(i: int) -> bool:
         if p[i] < floor:
             return False
         if article_of[i] == article_of[lead] or article_cover is None:
             return True
         return p[i] >= 0.5 * p[lead] and article_cover[i] >= OTHER_ARTICLE_SHARE * article_cover[lead]
-    support = [i for i in order[1:] if fits(i)][:MAX_SUPPORT]
-    return (lead, *support)
+
+    candidates = [i for i in order[1:] if fits(i)]
+    chosen = [lead]
+    several = ask_cover is not None and ask_cover.ndim == 2 and ask_cover.shape[1] > 1 and diversity > 0
+    covered = ask_cover[lead].copy() if several else None
+    while candidates and len(chosen) <= MAX_SUPPORT:
+        if several:
+            best = max(candidates, key=lambda i: (float(p[i]) + diversity * float(np.maximum(ask_cover[i] - covered, 0).sum()),
+                                                  -candidates.index(i)))
+            covered = np.maximum(covered, ask_cover[best])
+        else:
+            best = candidates[0]
+        chosen.append(best)
+        candidates.remove(best)
+    return tuple(chosen)
 
 
 def article_cover(ev: Evidence) -> np.ndarray:
@@ -133,28 +171,42 @@ def article_cover(ev: Evidence) -> np.ndarray:
     return ev.X[:, SENTENCE_FEATURES.index("art_cov")] if len(ev.X) else np.zeros(0)
 
 
-def lead_line(sentence: str, ev: Evidence) -> str:
-    """Return the sentence, or when it is long the run of its clauses that best answers (verbatim)."""
+def lead_line(sentence: str, ev: Evidence, limit: int = LEAD_CHARS) -> str:
+    """Return the sentence, or when it is longer than ``limit`` the clauses that best answer, verbatim.
+
+    Clauses are scored by the kinds of answer asked that they show and the question bigrams they
+    hold; the best are kept (in their printed order) while they fit, and "……" marks what was left out.
+    """
     sentence = sentence.strip()
-    if len(sentence) <= LEAD_CHARS:
+    if len(sentence) <= limit:
         return sentence
     clauses = _CLAUSE.findall(sentence)
     if len(clauses) <= 1:
-        return sentence[:LEAD_CHARS].rstrip("，,；;：:") + "……"
+        return sentence[:limit].rstrip("，,；;：:") + "……"
     grams = bigrams(ev.question.text)
     scores = [_clause_score(c, ev, grams) for c in clauses]
-    best = max(range(len(clauses)), key=lambda i: (scores[i], -i))
-    lo = hi = best
-    length = len(clauses[best])
-    while True:   # grow towards the better neighbour while the run stays short
-        options = [j for j in (lo - 1, hi + 1) if 0 <= j < len(clauses) and length + len(clauses[j]) <= LEAD_CHARS]
-        if not options:
+    keep: set[int] = set()
+    length = 0
+    while True:   # the best clause that still fits; among equals the one nearest those kept
+        fits = [i for i in range(len(clauses)) if i not in keep and length + len(clauses[i]) <= limit]
+        if not fits:
             break
-        j = max(options, key=lambda j: (scores[j], -abs(j - best), j < best))
-        lo, hi = min(lo, j), max(hi, j)
-        length += len(clauses[j])
-    text = "".join(clauses[lo:hi + 1]).rstrip("，,；;：:")
-    return ("……" if lo > 0 else "") + text + ("……" if hi < len(clauses) - 1 else "")
+        i = max(fits, key=lambda i: (scores[i], -min((abs(i - k) for k in keep), default=i), -i))
+        keep.add(i)
+        length += len(clauses[i])
+    if not keep:                       # even the best clause is too long: its start
+        best = max(range(len(clauses)), key=lambda i: (scores[i], -i))
+        return ("……" if best > 0 else "") + clauses[best][:limit].rstrip("，,；;：:") + "……"
+    out, previous = [], -1
+    for i in sorted(keep):
+        if i != previous + 1:
+            if out:
+                out[-1] = out[-1].rstrip("，,；;：:")
+            out.append("……")
+        out.append(clauses[i])
+        previous = i
+    text = "".join(out).rstrip("，,；;：:")
+    return text + ("……" if previous < len(clauses) - 1 else "")
 
 
 def _clause_score(clause: str, ev: Evidence, grams: set[str]) -> float:
