@@ -65,6 +65,34 @@ def test_answer_type_asks_and_shows_by_class(name):
     assert not any(kind.shown_in(s) for s in plain)
 
 
+@pytest.mark.parametrize("question, asked", [
+    ("下半年要抓哪几项工作？", {"enumeration"}),            # which items: not a count
+    ("要求在哪五个关键方面突破？", {"enumeration"}),        # which five: not a place
+    ("一共有几项工作？", {"count"}),
+    ("试点放在哪个县？", {"place"}),
+])
+def test_which_n_things_is_an_enumeration_not_a_count_or_a_place(question, asked):
+    assert {t.name for t in answer_types().asked(question)} == asked
+
+
+def test_ordinal_points_are_found_when_they_count_up_from_one():
+    from bot.reader.model import ordinal_series
+    sentences = ["会议强调，重点抓好以下工作：一是以质量安全为核心，筑牢根基；", "二是以患者需求为导向，改善服务；",
+                 "据介绍，医院还开展了义诊。", "三是以学科人才为引擎，增强后劲。"]
+    assert ordinal_series(sentences) == [(0, "一是以质量安全为核心"), (1, "二是以患者需求为导向"),
+                                         (3, "三是以学科人才为引擎")]
+    assert ordinal_series(["二是加强培训。", "三是开展检查。"]) == []          # no 一是: not a run
+    assert ordinal_series(["一是加强培训。"]) == []                            # one point is not a list
+
+
+def test_an_enumeration_asked_is_answered_with_the_points_heads(fitted):
+    answer = fitted.answer("南阳市第三人民医院上半年总结会说下半年重点抓哪几项工作？")
+    assert not answer.abstained
+    head = re.sub(r"\s", "", answer.text)[:200]
+    for point in ("一是以质量安全为核心", "二是以患者需求为导向", "三是以学科人才为引擎", "四是以精细化管理为抓手"):
+        assert point in head
+
+
 @pytest.mark.parametrize("question, unit", [("献了多少毫升", "毫升"), ("来了几支队伍", "支"), ("一年考几回", "回"),
                                             ("签约了多少人", "人"), ("有几个团队", "个"), ("办了多少场", "场")])
 def test_the_unit_a_count_question_names(question, unit):

@@ -108,6 +108,8 @@ class ReaderModel:
         chosen = choose(p, ev.article_of, self.support_min, self.support_share, article_cover(ev), ev.ask_cover)
         lines = tuple(lead_line(ev.sentences[i], ev, LEAD_CHARS if n == 0 else SUPPORT_CHARS)
                       for n, i in enumerate(chosen))
+        if any(t.name == "enumeration" for t in ev.asked):
+            lines, chosen = _with_series(lines, chosen, ev)
         lead = lines[0]
         features = reading_features(ev, p, list(chosen))
         a = float(self.answerable(features[None, :])[0])
@@ -117,6 +119,57 @@ class ReaderModel:
         if not reason and below_floor(features, self.coverage_floor):
             reason = "coverage"
         return Reading(p, chosen, lead, a, bool(reason) or a < self.threshold, reason, lines)
+
+
+# 一是…二是…, （一）…（二）…: an item starts a sentence or follows a colon or semicolon; it runs to its clause end
+_ITEM = re.compile(r"(?:^|(?<=[：:；;。]))\s*((?:[一二三四五六七八九十]+是|（[一二三四五六七八九十]+）)[^，,；;。：:]{1,24})")
+_CN_DIGITS = "一二三四五六七八九十"
+
+
+def ordinal_series(sentences: list[str]) -> list[tuple[int, str]]:
+    """Return (sentence index, item) for an article's enumerated points (一是…二是…), in order, when they run 一, 二, …"""
+    items = []
+    for i, sentence in enumerate(sentences):
+        for m in _ITEM.finditer(sentence.strip()):
+            items.append((i, m.group(1)))
+    numbered = [(i, item) for i, item in items if item.lstrip("（")[0] in _CN_DIGITS]
+    run: list[tuple[int, str]] = []
+    for i, item in numbered:                # the first run that counts up from 一
+        n = _CN_DIGITS.index(item.lstrip("（")[0]) + 1
+        if n == len(run) + 1:
+            run.append((i, item))
+        elif n == 1:
+            if len(run) >= 2:
+                break
+            run = [(i, item)]
+    return run if len(run) >= 2 else []
+
+
+def _with_series(lines: tuple[str, ...], chosen: tuple[int, ...], ev: Evidence) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """An enumeration asked for, and a chosen sentence is one of the article's points (or the one announcing
+    them): that line becomes the points' heads, verbatim (一是深化体制机制改革……二是加强人才队伍建设……).
+
+    When only an enumeration is asked (哪几项工作), a sentence detailing one point also stands for the points,
+    and the points go first; when something more specific is asked too (哪几天 is a date), details stay.
+    """
+    only = all(t.name == "enumeration" for t in ev.asked)
+    for n, i in enumerate(chosen):
+        own = np.flatnonzero(ev.article_of == ev.article_of[i])
+        series = ordinal_series([ev.sentences[j] for j in own])
+        if not series:
+            continue
+        members = {int(own[k]) for k, _ in series}
+        first, last = int(own[series[0][0]]), int(own[series[-1][0]])
+        if i in members or i == first - 1 or (only and first < i < last):
+            opening = ev.sentences[first].strip()
+            intro = opening[:opening.find(series[0][1])].rstrip("：:；; ")
+            digest = (lead_line(intro, ev, SUPPORT_CHARS // 2) + "：" if len(intro) > 4 else "") + \
+                "……".join(item for _, item in series)
+            # the other chosen points are in it now; an enumeration alone asked: the points lead
+            rest = [m for m in range(len(lines)) if m != n and chosen[m] not in members]
+            order = [n] + rest if only else sorted([n] + rest)
+            return (tuple(digest if m == n else lines[m] for m in order), tuple(chosen[m] for m in order))
+    return lines, chosen
 
 
 def below_floor(features: np.ndarray, floor: float) -> bool:
