@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
+import subprocess
+import sys
 import time
 
 import feedparser
@@ -260,3 +263,28 @@ def test_backup_and_restore_keep_the_followers(data_dir, embedder, tmp_path):
     restore(tmp_path / "bb.tar.gz", target, index_identity(settings_for(target), embedder))
     again = FollowStore(target, lambda channel, user: f"k-{user}", FollowSettings())
     assert (target / FOLLOWS_DB).exists() and again.topics_of("telegram", 7) == ["献血"]
+
+
+# -- figures (minutes): `pytest -m slow` -----------------------------------------------------------
+
+@pytest.mark.slow
+def test_follow_eval_precision_and_recall_on_the_labelled_topics(issue_data_dir):
+    """`bulletin-bot follow-eval`: the labelled topics over the bundled issues and the test issue."""
+    out = subprocess.run([sys.executable, "-m", "bot", "--data-dir", str(issue_data_dir), "follow-eval",
+                          str(REPO / "tests" / "data" / "follow_labels.jsonl")], capture_output=True, text=True,
+                         cwd=REPO, timeout=1200)
+    assert out.returncode == 0, out.stderr
+    configured = re.search(r"thresholds [\d./]+: precision ([\d.]+)  recall ([\d.]+)", out.stdout)
+    crossed = re.search(r"cross-validated .*: precision ([\d.]+)  recall ([\d.]+)", out.stdout)
+    assert float(configured[1]) >= 0.9 and float(configured[2]) >= 0.9, out.stdout
+    assert float(crossed[1]) >= 0.85 and float(crossed[2]) >= 0.85, out.stdout
+
+
+@pytest.mark.slow
+def test_follow_notify_benchmark_loses_nothing_within_the_flood_limit(built_data_dir):
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "follow_notify.py"), "--data-dir", str(built_data_dir)],
+                         capture_output=True, text=True, cwd=REPO, timeout=1200)
+    assert out.returncode == 0, out.stderr
+    figures = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
+    assert figures["notices"] == "1000" and figures["lost"] == "0" and figures["duplicates"] == "0"
+    assert float(figures["messages/s while sending"]) <= 30
