@@ -378,9 +378,13 @@ def _notify_followers(obj: Context, before: dict | None) -> None:
     async def run():
         if not token:
             return await notifier.notify(before)
+        from telegram.error import TelegramError
         from bot.telegram import notice_bot
-        async with notice_bot(obj.settings, token) as bot:
-            return await notifier.notify(before, bot)
+        try:
+            async with notice_bot(obj.settings, token) as bot:
+                return await notifier.notify(before, bot)
+        except TelegramError as exc:                  # the issue is in; only the notices could not go out
+            raise BulletinBotError(f"followers not told: the Telegram Bot API failed ({type(exc).__name__})") from None
     click.echo(asyncio.run(run()).line())
     if not token:
         click.echo(f"(Telegram followers not told: env {obj.settings.telegram.token_env} is not set)", err=True)

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
 
+import requests
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
+from wechatpy.exceptions import WeChatClientException
 
 from bot import replies
+from bot.follow.commands import feed_url
 from bot.follow.match import Match, TopicMatcher
 from bot.follow.store import FollowStore
 from bot.telegram_format import split_html
@@ -55,7 +59,7 @@ class Notice:
 class Delivery:
     sent: int = 0
     dropped: int = 0            # chats that blocked the bot, forgotten
-    failed: int = 0             # not delivered this time (told again with the next issue's notice)
+    failed: int = 0             # not delivered (not marked sent: a corrected issue would list them again)
 
     def line(self) -> str:
         return replies.FOLLOW_NOTIFIED.format(sent=self.sent, dropped=self.dropped, failed=self.failed)
@@ -126,8 +130,6 @@ def send_wechat(client, template_id: str, store: FollowStore, notices: list[Noti
     The template's fields: first (the header), keyword1 (the articles with their citations), keyword2 (the
     issue date), remark (how to stop); the message opens the topic's feed.
     """
-    from wechatpy.exceptions import WeChatClientException
-    import requests
     delivery = Delivery()
     for notice in (n for n in notices if n.channel == "wechat"):
         header, *lines = notice.text().split("\n")
@@ -174,7 +176,6 @@ class Notifier:
             total = _add(total, await send_telegram(telegram_bot, self.store, notices))
         client = self._wechat_client() if any(n.channel == "wechat" for n in notices) else None
         if client is not None:
-            from bot.follow.commands import feed_url
             feed = feed_url(self.settings)
             total = _add(total, await asyncio.to_thread(send_wechat, client, self.settings.follow.wechat_template_id,
                                                         self.store, notices, feed))
@@ -182,8 +183,7 @@ class Notifier:
 
     def _wechat_client(self):
         """wechatpy's client when a template message can be sent (template id, app id and secret set), else None."""
-        import os
-        from bot.wechat import CustomerService
+        from bot.wechat import CustomerService         # here: the WeChat channel pulls in the web app
         cfg, template = self.settings.wechat, self.settings.follow.wechat_template_id
         secret = os.environ.get(cfg.app_secret_env, "")
         if not (template and cfg.app_id and secret):
