@@ -157,8 +157,9 @@ def build_application(settings: Settings, answerer: Answerer, querylog: QueryLog
     app.add_handler(MessageHandler(new_messages & filters.ChatType.PRIVATE & ~filters.TEXT & ~filters.COMMAND,
                                    h.not_text))
     for prefix, callback in (("ask", h.example_button), ("art", h.source_button), ("fb", h.feedback_button),
-                             ("s", h.search_button), ("fo", h.follow_button)):
+                             ("s", h.search_button)):
         app.add_handler(CallbackQueryHandler(callback, pattern=f"^{prefix}:"))
+    app.add_handler(CallbackQueryHandler(h.follow_button, pattern=r"^fo:\d{1,18}$"))
     app.add_error_handler(h.on_error)
     return app
 

@@ -238,6 +238,7 @@ def test_wechat_follow_sends_a_template_message_for_a_new_issue(wechat_follow, e
     assert template["touser"] == OPENID and template["template_id"] == "TPL-follow-1"
     assert DRIVE in template["data"]["keyword1"]["value"] and UNION not in template["data"]["keyword1"]["value"]
     assert template["data"]["keyword2"]["value"] == "2025-08-05"
+    assert template["url"] == "https://bulletin.example.org/feed.xml?q=%E7%8C%AE%E8%A1%80"
     assert servers.standin.messages == []
     assert servers.send(text_xml("取消关注 1", 9004)) == replies.UNFOLLOWED.format(topic="献血")
 

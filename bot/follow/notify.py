@@ -124,11 +124,11 @@ async def send_telegram(bot, store: FollowStore, notices: list[Notice]) -> Deliv
     return delivery
 
 
-def send_wechat(client, template_id: str, store: FollowStore, notices: list[Notice], feed: str) -> Delivery:
+def send_wechat(client, template_id: str, store: FollowStore, notices: list[Notice], feed) -> Delivery:
     """Send WeChat notices as template messages (blocking: call it in a worker thread).
 
     The template's fields: first (the header), keyword1 (the articles with their citations), keyword2 (the
-    issue date), remark (how to stop); the message opens the topic's feed.
+    issue date), remark (how to stop); the message opens the topic's feed, ``feed(topic)``.
     """
     delivery = Delivery()
     for notice in (n for n in notices if n.channel == "wechat"):
@@ -136,7 +136,7 @@ def send_wechat(client, template_id: str, store: FollowStore, notices: list[Noti
         data = {"first": {"value": header}, "keyword1": {"value": "\n".join(lines[:-1])},
                 "keyword2": {"value": notice.issue}, "remark": {"value": replies.WECHAT_FOLLOW_FOOTER}}
         try:
-            client.message.send_template(notice.chat, template_id, data, url=feed)
+            client.message.send_template(notice.chat, template_id, data, url=feed(notice.topics[0]))
         except WeChatClientException as exc:
             if exc.errcode == 43004:                       # the user unsubscribed from the account
                 delivery.dropped += 1
@@ -176,9 +176,8 @@ class Notifier:
             total = _add(total, await send_telegram(telegram_bot, self.store, notices))
         client = self._wechat_client() if any(n.channel == "wechat" for n in notices) else None
         if client is not None:
-            feed = feed_url(self.settings)
             total = _add(total, await asyncio.to_thread(send_wechat, client, self.settings.follow.wechat_template_id,
-                                                        self.store, notices, feed))
+                                                        self.store, notices, lambda t: feed_url(self.settings, t)))
         return total
 
     def _wechat_client(self):
