@@ -136,8 +136,8 @@ class FollowSettings:
     max_topic_chars: int = 30          # longest topic (characters, spaces included)
     commands_per_minute: int = 6       # follow / unfollow commands per user per minute
     min_coverage: float = 0.9          # a match needs every topic word to have this IDF-weighted share of its terms
-    min_mentions: float = 1.5          # ... and the terms to recur this often (mean per term, headline double) ...
-    min_answerable: float = 0.4        # ... or the fitted reader to read it as answering the topic at least this
+    min_mentions: float = 2.0          # ... and the terms to recur this often (mean per term, headline x3) ...
+    min_answerable: float = 0.6        # ... or the fitted reader to read it as answering the topic at least this
     feed_entries: int = 50             # entries per Atom feed
     public_url: str = ""               # the web page's public address, for feed links ("" = http://[web] host:port)
     wechat_template_id: str = ""       # WeChat template message for notifications; "" = replies point to the feed

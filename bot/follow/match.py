@@ -24,7 +24,7 @@ from settings import FollowSettings
 TOPIC_QUESTION = "有没有{topic}的消息？"   # how a topic is asked, so the reader sees a question's shape
 MENTION_CAP = 4                           # occurrences of a term beyond this add nothing
 COMPOUND_SHARE = 2 / 3                    # a compound term counts when its parts in the text make up this much of it
-TITLE_MENTIONS = 2                        # a term in the headline counts as this many mentions
+TITLE_MENTIONS = 3                        # a term in the headline counts as this many mentions
 _WORD_SPLIT = re.compile(r"[\s,，、;；/]+")
 
 
@@ -35,7 +35,7 @@ class Candidate:
     article: StoredArticle
     lead: str              # the reader's lead line for the topic
     coverage: float        # the least-covered word of the topic: IDF-weighted share of its terms in the article
-    mentions: float        # IDF-weighted mentions per topic term (headline counts double, capped)
+    mentions: float        # IDF-weighted mentions per topic term (headline counts three times, capped)
     answerable: float      # the fitted reader's probability that the article answers the topic (0: another place)
     place_ok: bool         # every place the topic names is in the article
 
@@ -154,7 +154,7 @@ def _parts_present(term: str, terms: tuple[str, ...], low: str) -> bool:
 
 
 def _mentions(article: StoredArticle, terms: list[str], weights: Weights) -> float:
-    """IDF-weighted mean count of the terms the article holds (the headline counting double, each capped):
+    """IDF-weighted mean count of the terms the article holds (the headline counting three times, each capped):
     how much the article is about them. Terms it lacks are coverage's business."""
     body, title = article.body.lower(), article.title.lower()
     counts = {t: min(body.count(t) + TITLE_MENTIONS * title.count(t), MENTION_CAP) for t in terms}
