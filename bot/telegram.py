@@ -149,8 +149,8 @@ def build_application(settings: Settings, answerer: Answerer, querylog: QueryLog
     new_messages = filters.UpdateType.MESSAGE
     for command, callback in (("start", h.start), ("help", h.help), ("new", h.new_topic), ("search", h.search),
                               ("latest", h.latest), ("issues", h.issues), ("reindex", h.reindex),
-                              ("stats", h.stats), ("unanswered", h.unanswered), ("follow", h.follow),
-                              ("following", h.list_following), ("unfollow", h.unfollow)):
+                              ("stats", h.stats), ("unanswered", h.unanswered), ("follow", h.following.follow),
+                              ("following", h.following.list_following), ("unfollow", h.following.unfollow)):
         app.add_handler(CommandHandler(command, callback, filters=new_messages))
     app.add_handler(MessageHandler(new_messages & filters.TEXT & ~filters.COMMAND, h.text))
     app.add_handler(MessageHandler(new_messages & filters.Document.ALL, h.document))
@@ -159,7 +159,7 @@ def build_application(settings: Settings, answerer: Answerer, querylog: QueryLog
     for prefix, callback in (("ask", h.example_button), ("art", h.source_button), ("fb", h.feedback_button),
                              ("s", h.search_button)):
         app.add_handler(CallbackQueryHandler(callback, pattern=f"^{prefix}:"))
-    app.add_handler(CallbackQueryHandler(h.follow_button, pattern=r"^fo:\d{1,18}$"))
+    app.add_handler(CallbackQueryHandler(h.following.follow_button, pattern=r"^fo:\d{1,18}$"))
     app.add_error_handler(h.on_error)
     return app
 

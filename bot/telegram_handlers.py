@@ -17,11 +17,8 @@ from telegram.ext import ContextTypes
 from bot import replies
 from bot.answer import Answerer
 from bot.querylog import QueryLog
-from bot.follow.commands import Following
-from bot.follow.match import TopicMatcher, question_topic
-from bot.follow.notify import Notifier
-from bot.follow.store import FollowStore
 from bot.followup import topic_after, with_topic
+from bot.telegram_follow import FollowHandlers
 from bot.telegram_format import (QuestionLimiter, answer_keyboard, article_text, examples_keyboard, search_articles,
                                  search_page, split_html)
 from errors import BulletinBotError, IndexBusy
@@ -48,10 +45,7 @@ class Handlers:
         self.querylog = querylog
         self.limiter = QuestionLimiter(self.tg.questions_per_minute)
         self.admins = {str(a) for a in self.tg.admins}
-        self.follows = FollowStore(settings.data_dir, querylog.user_hash, settings.follow)
-        matcher = TopicMatcher(answerer)
-        self.following = Following(settings, self.follows, matcher)
-        self.notifier = Notifier(settings, matcher, self.follows)
+        self.following = FollowHandlers(settings, answerer, querylog, self.reply)
 
     # -- helpers -------------------------------------------------------------------------------
     def is_admin(self, update: Update) -> bool:
@@ -190,43 +184,6 @@ class Handlers:
         await update.callback_query.edit_message_text(split_html(text)[0], parse_mode=ParseMode.HTML,
                                                       reply_markup=markup)
 
-    # -- following a topic ---------------------------------------------------------------------
-    async def follow(self, update: Update, context: Context) -> None:
-        """/follow 义诊 镇平: be told when a new issue has articles on this topic."""
-        text = " ".join(context.args or [])
-        if not text.strip():
-            await self.reply(update, context, replies.FOLLOW_USAGE)
-            return
-        await self._follow(update, context, text)
-
-    async def _follow(self, update: Update, context: Context, topic: str) -> None:
-        user, chat = update.effective_user, update.effective_chat
-        reply = await asyncio.to_thread(self.following.follow, CHANNEL, user.id, chat.id, topic)
-        await self.reply(update, context, reply.text)
-
-    async def list_following(self, update: Update, context: Context) -> None:
-        """/following: the topics followed, numbered."""
-        reply = await asyncio.to_thread(self.following.following, CHANNEL, update.effective_user.id)
-        await self.reply(update, context, reply)
-
-    async def unfollow(self, update: Update, context: Context) -> None:
-        """/unfollow N: stop following the N-th topic of /following."""
-        reply = await asyncio.to_thread(self.following.unfollow, CHANNEL, update.effective_user.id,
-                                        " ".join(context.args or []))
-        await self.reply(update, context, reply)
-
-    async def follow_button(self, update: Update, context: Context) -> None:
-        """关注这个话题 under an answer: follow what the logged question was about (whoever presses it)."""
-        query_id = int(update.callback_query.data.split(":")[1])
-        row = await asyncio.to_thread(self.querylog.question, query_id)
-        if row is None:
-            await update.callback_query.answer(replies.TG_ARTICLE_GONE, show_alert=True)
-            return
-        await update.callback_query.answer()
-        question, cited = row
-        topic = await asyncio.to_thread(question_topic, self.answerer, question, cited)
-        await self._follow(update, context, topic or question)
-
     # -- staff ---------------------------------------------------------------------------------
     async def search(self, update: Update, context: Context) -> None:
         """/search 关键词: dated list of matching articles, paged."""
@@ -302,7 +259,7 @@ class Handlers:
             path = Path(folder) / name
             file = await context.bot.get_file(doc.file_id)
             await file.download_to_drive(path, read_timeout=DOWNLOAD_TIMEOUT_S)
-            before = self.notifier.snapshot()
+            before = self.following.notifier.snapshot()
             try:
                 report = await asyncio.to_thread(ingest_files, self.settings, self.answerer.embedder, [path])
             except IndexBusy:
@@ -317,15 +274,7 @@ class Handlers:
                  + [replies.TG_INGEST_REJECTED.format(item=n, why=w) for n, w in report.rejected])
         await self.reply(update, context, "\n".join(lines))
         if report.changed:
-            await self.notify_followers(update, context, before)
-
-    async def notify_followers(self, update: Update, context: Context, before: dict[str, str]) -> None:
-        """Tell the followers of topics the new or replaced articles match; tell the admin how many were told."""
-        delivery = await self.notifier.notify(before, context.bot)
-        if delivery.sent or delivery.dropped or delivery.failed:
-            log.info("follow: %d notices sent, %d blocked chats dropped, %d failed", delivery.sent,
-                     delivery.dropped, delivery.failed)
-            await self.reply(update, context, delivery.line())
+            await self.following.notify(update, context, before)
 
     async def reindex(self, update: Update, context: Context) -> None:
         """/reindex: rebuild from the corpus folder in a thread, editing one message with the progress."""
@@ -340,7 +289,7 @@ class Handlers:
             edits.append(asyncio.run_coroutine_threadsafe(_edit(status, text), loop))
 
         started = time.perf_counter()
-        before = self.notifier.snapshot()
+        before = self.following.notifier.snapshot()
         try:
             await asyncio.to_thread(build_index, self.settings, self.answerer.embedder, wait=False, on_issue=on_issue)
         except IndexBusy:
@@ -354,7 +303,7 @@ class Handlers:
         store = self.answerer.refresh()[0]
         await _edit(status, replies.TG_REINDEX_DONE.format(issues=len(store.issues()), articles=len(store.all_articles()),
                                                            seconds=time.perf_counter() - started))
-        await self.notify_followers(update, context, before)
+        await self.following.notify(update, context, before)
 
     async def stats(self, update: Update, context: Context) -> None:
         """/stats: questions per day and week, abstention rate, feedback, top questions."""
@@ -364,7 +313,7 @@ class Handlers:
         lines = [replies.TG_STATS.format(day=s["day"], week=s["week"], rate=s["abstention_rate"], up=s["up"],
                                          down=s["down"])]
         lines += [replies.TG_STATS_TOP.format(question=q, count=c) for q, c in s["top"]]
-        lines.append(replies.FOLLOW_STATS.format(**await asyncio.to_thread(self.follows.counts)))
+        lines.append(replies.FOLLOW_STATS.format(**await asyncio.to_thread(self.following.store.counts)))
         await self.reply(update, context, "\n".join(lines))
 
     async def unanswered(self, update: Update, context: Context) -> None:
