@@ -131,6 +131,19 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class FollowSettings:
+    max_topics: int = 10               # topics one user may follow
+    max_topic_chars: int = 30          # longest topic (characters, spaces included)
+    commands_per_minute: int = 6       # follow / unfollow commands per user per minute
+    min_coverage: float = 0.9          # a match needs every topic word to have this IDF-weighted share of its terms
+    min_mentions: float = 2.0          # ... and the terms to recur this often (mean per term, headline x3) ...
+    min_answerable: float = 0.6        # ... or the fitted reader to read it as answering the topic at least this
+    feed_entries: int = 50             # entries per Atom feed
+    public_url: str = ""               # the web page's public address, for feed links ("" = http://[web] host:port)
+    wechat_template_id: str = ""       # WeChat template message for notifications; "" = replies point to the feed
+
+
+@dataclass(frozen=True)
 class EvalSettings:
     today: str = "2025-09-20"          # reference day the bundled dev questions were written against
 
@@ -149,6 +162,7 @@ class Settings:
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     wechat: WeChatSettings = field(default_factory=WeChatSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    follow: FollowSettings = field(default_factory=FollowSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -191,7 +205,25 @@ def parse_settings(raw: dict) -> Settings:
         kwargs[f.name] = _section(cls, f.name, raw.get(f.name, {}))
     if kwargs["answer"].reader not in READERS:
         raise ConfigError(f"config: [answer] reader must be one of {', '.join(READERS)}, got {kwargs['answer'].reader!r}")
+    _check_follow(kwargs["follow"])
     return Settings(**kwargs)
+
+
+def _check_follow(follow: FollowSettings) -> None:
+    """Reject [follow] values that would make following useless or unbounded."""
+    if not 1 <= follow.max_topics <= 100:
+        raise ConfigError(f"config: [follow] max_topics must be 1 to 100, got {follow.max_topics}")
+    if not 2 <= follow.max_topic_chars <= 100:
+        raise ConfigError(f"config: [follow] max_topic_chars must be 2 to 100, got {follow.max_topic_chars}")
+    if follow.commands_per_minute < 1 or not 1 <= follow.feed_entries <= 500:
+        raise ConfigError("config: [follow] commands_per_minute must be at least 1 and feed_entries 1 to 500")
+    if follow.min_mentions < 0:
+        raise ConfigError(f"config: [follow] min_mentions must not be negative, got {follow.min_mentions}")
+    for key in ("min_coverage", "min_answerable"):
+        if not 0.0 <= getattr(follow, key) <= 1.0:
+            raise ConfigError(f"config: [follow] {key} must be between 0 and 1, got {getattr(follow, key)}")
+    if follow.public_url and not follow.public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"config: [follow] public_url must start with http:// or https://, got {follow.public_url!r}")
 
 
 def find_config(path: str | Path | None = None) -> Path | None:

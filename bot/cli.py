@@ -71,9 +71,12 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, today
 def ingest(obj: Context, paths: tuple[str, ...]) -> None:
     """Add bulletin files (.txt .md .pdf .docx) to the corpus and update the index incrementally."""
     from index.build import ingest_files
+    before = _followed_issues(obj)
     report = ingest_files(obj.settings, obj.embedder(), [Path(p) for p in paths], progress=True)
     for line in report.lines():
         click.echo(line)
+    if report.changed:
+        _notify_followers(obj, before)
     if report.rejected and not report.changed and not report.skipped:
         sys.exit(1)
 
@@ -85,8 +88,10 @@ def reindex(obj: Context) -> None:
     from index.build import build_index, ensure_index
     embedder = obj.embedder()
     ensure_index(obj.settings, embedder, progress=True)
+    before = _followed_issues(obj)
     path = build_index(obj.settings, embedder, progress=True)
     click.echo(f"reindexed: {path.name}")
+    _notify_followers(obj, before)
 
 
 @cli.command()
@@ -314,6 +319,75 @@ def convert(obj: Context, no_onnx: bool) -> None:
     target = build_model(obj.settings.data_dir / "models" / FOLDER_NAME, onnx=not no_onnx,
                          say=lambda m: click.echo(m, err=True))
     click.echo(f"model folder: {target}")
+
+
+@cli.command("follow-eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), default="tests/data/follow_labels.jsonl")
+@click.option("--folds", type=click.IntRange(2, 20), default=5, help="Folds of the cross-validation (by topic).")
+@click.pass_obj
+def follow_eval(obj: Context, file: str, folds: int) -> None:
+    """Print topic-matching precision and recall on labelled topics: at the [follow] thresholds, and with the
+    thresholds chosen on the other folds' topics (cross-validated). The labelled articles must be indexed
+    (the labels also name the test issue tests/data/follow-issue-2025-08-05.txt: `ingest` it first)."""
+    from bot.follow import evaluate as ev
+    from bot.follow.match import TopicMatcher
+    answerer = obj.answerer(dt.date.fromisoformat(obj.settings.eval.today))
+    follow = obj.settings.follow
+    topics, missing = ev.score_topics(TopicMatcher(answerer), ev.load_labels(Path(file)))
+    if missing:
+        raise BulletinBotError(f"{len(missing)} labelled articles are not indexed (first: {missing[0]}); "
+                               "ingest the issues the labels name")
+    pairs = sum(len(t.matches) for t in topics)
+    click.echo(f"{len(topics)} topics, {pairs} labelled (topic, article) matches")
+    click.echo(ev.figures(topics, follow.min_coverage, follow.min_mentions, follow.min_answerable)
+               .line(f"[follow] thresholds {follow.min_coverage:g}/{follow.min_mentions:g}/{follow.min_answerable:g}"))
+    figures, chosen = ev.cross_validate(topics, folds)
+    click.echo(figures.line(f"cross-validated ({folds} folds by topic)"))
+    click.echo("thresholds chosen per fold (coverage/mentions/answerable): "
+               + ", ".join("/".join(f"{x:g}" for x in point) for point in chosen))
+
+
+def _followed_issues(obj: Context) -> dict | None:
+    """Return the served issues before a write (key -> hash) when anyone follows a topic, else None."""
+    from bot.follow.store import FOLLOWS_DB
+    if not (obj.settings.data_dir / FOLLOWS_DB).exists():
+        return None
+    return _notifier(obj).snapshot()
+
+
+def _notifier(obj: Context):
+    from bot.follow.match import TopicMatcher
+    from bot.follow.notify import Notifier
+    from bot.follow.store import FollowStore
+    from bot.serve import make_querylog
+    answerer = obj.answerer()
+    store = FollowStore(obj.settings.data_dir, make_querylog(obj.settings).user_hash, obj.settings.follow)
+    return Notifier(obj.settings, TopicMatcher(answerer), store)
+
+
+def _notify_followers(obj: Context, before: dict | None) -> None:
+    """Tell followers about what the write added or replaced: Telegram when its token is set, WeChat when a
+    template message is configured."""
+    import asyncio
+    if before is None:
+        return
+    notifier = _notifier(obj)
+    notifier.matcher.answerer.refresh()
+    token = os.environ.get(obj.settings.telegram.token_env, "")
+
+    async def run():
+        if not token:
+            return await notifier.notify(before)
+        from telegram.error import TelegramError
+        from bot.telegram import notice_bot
+        try:
+            async with notice_bot(obj.settings, token) as bot:
+                return await notifier.notify(before, bot)
+        except TelegramError as exc:                  # the issue is in; only the notices could not go out
+            raise BulletinBotError(f"followers not told: the Telegram Bot API failed ({type(exc).__name__})") from None
+    click.echo(asyncio.run(run()).line())
+    if not token:
+        click.echo(f"(Telegram followers not told: env {obj.settings.telegram.token_env} is not set)", err=True)
 
 
 def main() -> None:

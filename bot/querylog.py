@@ -30,6 +30,11 @@ def load_salt(data_dir: Path, env_name: str) -> bytes:
     return path.read_text().strip().encode("utf-8")
 
 
+def user_key(salt: bytes, channel: str, user_id: object) -> str:
+    """Return a salted hash of a user id: stable per user, not reversible without the salt."""
+    return hmac.new(salt, f"{channel}:{user_id}".encode("utf-8"), hashlib.sha256).hexdigest()[:24]
+
+
 class QueryLog:
     """Append questions and feedback to ``<data>/querylog.db`` (thread-safe)."""
 
@@ -48,7 +53,7 @@ class QueryLog:
 
     def user_hash(self, channel: str, user_id: object) -> str:
         """Return a salted hash of a user id: stable per user, not reversible without the salt."""
-        return hmac.new(self._salt, f"{channel}:{user_id}".encode("utf-8"), hashlib.sha256).hexdigest()[:24]
+        return user_key(self._salt, channel, user_id)
 
     def record(self, *, channel: str, user_id: object, chat_type: str, question: str, answer: Answer,
                latency_ms: float, now: dt.datetime | None = None) -> int:
@@ -70,6 +75,15 @@ class QueryLog:
             cur = self.db.execute(sql, args)
             self.db.conn.commit()
             return cur.rowcount == 1
+
+    def question(self, query_id: int) -> tuple[str, str] | None:
+        """Return a logged question and the first citation of its answer ("" if none), or None."""
+        with self._lock:
+            rows = list(self.db.query("SELECT question, cited FROM queries WHERE id = ?", [query_id]))
+        if not rows:
+            return None
+        cited = json.loads(rows[0]["cited"] or "[]")
+        return rows[0]["question"], cited[0] if cited else ""
 
     def stats(self, now: dt.datetime | None = None, top: int = 5) -> dict:
         """Return questions per day and week, abstention rate, feedback counts and top questions."""

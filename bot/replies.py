@@ -69,6 +69,7 @@ TG_HELP = ("直接发文字提问，例如“哪些医院组织过献血？”�
            "/search 关键词 — 按关键词查找报道\n"
            "/latest — 最新一期的文章标题\n"
            "/issues — 已收录的各期简报\n"
+           "/follow 关键词 — 关注话题，新一期有相关报道时通知您；/following 查看，/unfollow 编号 取消\n"
            "在群里请 @我 或回复我的消息提问。")
 TG_ADMIN_HELP = ("管理员：直接发送简报文件（PDF/TXT/DOCX/MD）即可收录；"
                  "/reindex 重建索引；/stats 使用统计；/unanswered 未能回答的问题。")
@@ -120,4 +121,39 @@ TG_UNANSWERED_HEADER = "最近未能回答的问题："
 TG_UNANSWERED_LINE = "· {time} [{channel}] {question}"
 TG_UNANSWERED_NONE = "最近没有未能回答的问题。"
 TG_COMMANDS = (("start", "开始使用与示例问题"), ("help", "使用说明"), ("new", "开始新话题"),
-               ("search", "按关键词查找报道"), ("latest", "最新一期的文章"), ("issues", "已收录的各期简报"))
+               ("search", "按关键词查找报道"), ("latest", "最新一期的文章"), ("issues", "已收录的各期简报"),
+               ("follow", "关注一个话题"), ("following", "我关注的话题"), ("unfollow", "取消关注"))
+
+# -- following a topic (Telegram, WeChat) ---------------------------------------------------------
+FOLLOW_USAGE = ("用法：/follow 关键词（同一话题的几个词用空格隔开，例如 /follow 义诊 镇平）；"
+                "/following 查看已关注的话题，/unfollow 编号 取消关注。")
+FOLLOW_EMPTY = "请在关注后面写上话题，例如：关注 义诊 镇平"
+FOLLOW_TOO_LONG = "话题太长了（{n} 字），请精简到 {limit} 字以内。"
+FOLLOW_TOO_MANY = "您已关注 {limit} 个话题，达到上限；请先取消关注一个（先查看编号）。"
+FOLLOW_DUPLICATE = "您已经关注了「{topic}」。"
+FOLLOW_RATE_LIMITED = "操作太频繁了，请稍等一分钟再试。"
+FOLLOW_ADDED = "已关注「{topic}」：有新一期简报报道这个话题时会通知您。"
+FOLLOW_NEVER_MATCHED = "（目前已收录的简报中还没有与「{topic}」相符的报道，仍会为您留意。）"
+FOLLOW_MATCHED_BEFORE = "（已收录的简报中有 {n} 篇相关报道，最近一篇：{citation}）"
+FOLLOW_FEED = "订阅链接（RSS/Atom）：{url}"
+FOLLOWING_NONE = "您还没有关注任何话题。用法：/follow 关键词"
+FOLLOWING_HEADER = "您关注的话题："
+FOLLOWING_LINE = "{n}. {topic}"
+UNFOLLOW_USAGE = "请写上要取消的编号，例如 /unfollow 1（编号见 /following）。"
+UNFOLLOW_BAD_NUMBER = "没有编号为 {n} 的话题，请先用 /following 查看编号。"
+UNFOLLOWED = "已取消关注「{topic}」。"
+FOLLOW_BUTTON = "关注这个话题"
+FOLLOW_NOTICE_HEADER = "您关注的「{topics}」有新报道（{date} 期）："
+FOLLOW_NOTICE_LINE = "{n}. {lead}\n〔{citation}〕"
+FOLLOW_NOTICE_FOOTER = "（/following 查看关注，/unfollow 编号 取消）"
+FOLLOW_STATS = "关注：{followers} 人、{topics} 个话题"
+FOLLOW_NOTIFIED = "已通知关注者：{sent} 条消息（{dropped} 个已屏蔽机器人的聊天被移除，{failed} 条未送达）"
+WECHAT_FOLLOW_COMMAND = "关注"
+WECHAT_UNFOLLOW_COMMAND = "取消关注"
+WECHAT_FOLLOWING_COMMAND = "我的关注"
+WECHAT_FOLLOW_FOOTER = "（回复「我的关注」查看，「取消关注 编号」取消）"
+FEED_ALL_TITLE = "南阳卫生健康体育动态 · 全部报道"
+FEED_TOPIC_TITLE = "南阳卫生健康体育动态 · {topic}"
+FEED_SUBTITLE = "摘自《南阳卫生健康体育动态》简报原文，注明出处"
+WEB_SUBSCRIBE_ALL = "订阅全部报道（RSS/Atom）"
+WEB_SUBSCRIBE_TOPIC = "订阅这个话题"

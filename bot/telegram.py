@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 MODES = ("polling", "webhook")
 CHANNEL = "telegram"
 FIRST_RETRY_S = 1.0
+OVERALL_PER_S = 25            # messages a second to all chats: under Telegram's 30 with the limiter's bursts
+RETRIES_AFTER_429 = 2         # a "429 Too Many Requests" is retried after the time Telegram asks for
 
 
 class _OneLine(logging.Filter):
@@ -113,6 +115,20 @@ class _PollingRequest(HTTPXRequest):
         return status, payload
 
 
+def rate_limiter() -> AIORateLimiter:
+    """PTB's limiter, kept under Telegram's 30 messages a second (its bursts included); a 429 is retried."""
+    return AIORateLimiter(overall_max_rate=OVERALL_PER_S, max_retries=RETRIES_AFTER_429)
+
+
+def notice_bot(settings: Settings, token: str):
+    """Return a bot (not initialized) for sending follow notices outside `serve`, paced like the Application's."""
+    from telegram.ext import ExtBot
+    tg = settings.telegram
+    quiet_library_logs()
+    kwargs = {k: v for k, v in (("base_url", tg.base_url), ("base_file_url", tg.base_file_url)) if v}
+    return ExtBot(token, rate_limiter=rate_limiter(), **kwargs)
+
+
 def build_application(settings: Settings, answerer: Answerer, querylog: QueryLog, token: str,
                       link: _Link | None = None) -> Application:
     """Return the Application with every handler and the error handler added (not yet initialized)."""
@@ -120,7 +136,7 @@ def build_application(settings: Settings, answerer: Answerer, querylog: QueryLog
     if tg.mode not in MODES:
         raise ConfigError(f"config: [telegram] mode must be one of {', '.join(MODES)}, got {tg.mode!r}")
     quiet_library_logs()
-    builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter())
+    builder = (ApplicationBuilder().token(token).rate_limiter(rate_limiter())
                .concurrent_updates(True).post_init(_register_commands))
     if link is not None:
         builder = builder.get_updates_request(_PollingRequest(link))
@@ -133,7 +149,8 @@ def build_application(settings: Settings, answerer: Answerer, querylog: QueryLog
     new_messages = filters.UpdateType.MESSAGE
     for command, callback in (("start", h.start), ("help", h.help), ("new", h.new_topic), ("search", h.search),
                               ("latest", h.latest), ("issues", h.issues), ("reindex", h.reindex),
-                              ("stats", h.stats), ("unanswered", h.unanswered)):
+                              ("stats", h.stats), ("unanswered", h.unanswered), ("follow", h.following.follow),
+                              ("following", h.following.list_following), ("unfollow", h.following.unfollow)):
         app.add_handler(CommandHandler(command, callback, filters=new_messages))
     app.add_handler(MessageHandler(new_messages & filters.TEXT & ~filters.COMMAND, h.text))
     app.add_handler(MessageHandler(new_messages & filters.Document.ALL, h.document))
@@ -142,6 +159,7 @@ def build_application(settings: Settings, answerer: Answerer, querylog: QueryLog
     for prefix, callback in (("ask", h.example_button), ("art", h.source_button), ("fb", h.feedback_button),
                              ("s", h.search_button)):
         app.add_handler(CallbackQueryHandler(callback, pattern=f"^{prefix}:"))
+    app.add_handler(CallbackQueryHandler(h.following.follow_button, pattern=r"^fo:\d{1,18}$"))
     app.add_error_handler(h.on_error)
     return app
 

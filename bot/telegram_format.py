@@ -59,6 +59,8 @@ def answer_keyboard(query_id: int, answer: Answer) -> InlineKeyboardMarkup:
                      for label, s in zip(labels, cited)])
     rows.append([InlineKeyboardButton(replies.TG_FEEDBACK_UP, callback_data=f"fb:{query_id}:1"),
                  InlineKeyboardButton(replies.TG_FEEDBACK_DOWN, callback_data=f"fb:{query_id}:-1")])
+    if not answer.abstained:
+        rows.append([InlineKeyboardButton(replies.FOLLOW_BUTTON, callback_data=f"fo:{query_id}")])
     return InlineKeyboardMarkup(rows)
 
 

@@ -18,6 +18,7 @@ from bot import replies
 from bot.answer import Answerer
 from bot.querylog import QueryLog
 from bot.followup import topic_after, with_topic
+from bot.telegram_follow import FollowHandlers
 from bot.telegram_format import (QuestionLimiter, answer_keyboard, article_text, examples_keyboard, search_articles,
                                  search_page, split_html)
 from errors import BulletinBotError, IndexBusy
@@ -44,6 +45,7 @@ class Handlers:
         self.querylog = querylog
         self.limiter = QuestionLimiter(self.tg.questions_per_minute)
         self.admins = {str(a) for a in self.tg.admins}
+        self.following = FollowHandlers(settings, answerer, querylog, self.reply)
 
     # -- helpers -------------------------------------------------------------------------------
     def is_admin(self, update: Update) -> bool:
@@ -257,6 +259,7 @@ class Handlers:
             path = Path(folder) / name
             file = await context.bot.get_file(doc.file_id)
             await file.download_to_drive(path, read_timeout=DOWNLOAD_TIMEOUT_S)
+            before = self.following.notifier.snapshot()
             try:
                 report = await asyncio.to_thread(ingest_files, self.settings, self.answerer.embedder, [path])
             except IndexBusy:
@@ -270,6 +273,8 @@ class Handlers:
                  + [replies.TG_INGEST_SKIPPED.format(item=n, why=w) for n, w in report.skipped]
                  + [replies.TG_INGEST_REJECTED.format(item=n, why=w) for n, w in report.rejected])
         await self.reply(update, context, "\n".join(lines))
+        if report.changed:
+            await self.following.notify(update, context, before)
 
     async def reindex(self, update: Update, context: Context) -> None:
         """/reindex: rebuild from the corpus folder in a thread, editing one message with the progress."""
@@ -284,6 +289,7 @@ class Handlers:
             edits.append(asyncio.run_coroutine_threadsafe(_edit(status, text), loop))
 
         started = time.perf_counter()
+        before = self.following.notifier.snapshot()
         try:
             await asyncio.to_thread(build_index, self.settings, self.answerer.embedder, wait=False, on_issue=on_issue)
         except IndexBusy:
@@ -297,6 +303,7 @@ class Handlers:
         store = self.answerer.refresh()[0]
         await _edit(status, replies.TG_REINDEX_DONE.format(issues=len(store.issues()), articles=len(store.all_articles()),
                                                            seconds=time.perf_counter() - started))
+        await self.following.notify(update, context, before)
 
     async def stats(self, update: Update, context: Context) -> None:
         """/stats: questions per day and week, abstention rate, feedback, top questions."""
@@ -306,6 +313,7 @@ class Handlers:
         lines = [replies.TG_STATS.format(day=s["day"], week=s["week"], rate=s["abstention_rate"], up=s["up"],
                                          down=s["down"])]
         lines += [replies.TG_STATS_TOP.format(question=q, count=c) for q, c in s["top"]]
+        lines.append(replies.FOLLOW_STATS.format(**await asyncio.to_thread(self.following.store.counts)))
         await self.reply(update, context, "\n".join(lines))
 
     async def unanswered(self, update: Update, context: Context) -> None:

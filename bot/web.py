@@ -4,6 +4,7 @@
     GET  /api/issues                           the indexed issues, newest first
     GET  /api/article?date=YYYY-MM-DD&title=…  one article's full text (what a citation names)
     GET  /healthz                              index loaded, issue count, last ingest time
+    GET  /feed.xml[?q=义诊+镇平]                 Atom feed of every article, or of those a topic matches
     GET|POST [wechat] path                     the WeChat Official Account webhook (when enabled)
 
 Client errors are JSON ``{"error": "..."}``: 400 for missing or malformed parameters (bad JSON, nested too
@@ -23,21 +24,27 @@ import os
 import string
 import time
 import traceback
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot import replies
 from bot.answer import Answer, Answerer
 from bot.channels import ChannelStates
+from bot.follow.feed import atom_feed
+from bot.follow.commands import Following, feed_url, wechat_command
+from bot.follow.match import TopicMatcher, question_topic, topic_words
+from bot.follow.store import FollowStore
 from bot.querylog import QueryLog
 from errors import BulletinBotError, ConfigError, IndexBusy, IndexCorrupt, IndexMismatch
 from index.store import GenerationHealth, index_errors
@@ -47,6 +54,8 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 MAX_K = 50
+WECHAT = "wechat"
+KEPT_FEEDS = 256                   # feeds kept made (per generation, topic and base URL)
 SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:",
                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
@@ -99,7 +108,7 @@ def build_app(settings: Settings, answerer: Answerer, querylog: QueryLog,
     routes = [Route("/healthz", api.healthz)]
     if settings.web.enabled:
         routes += [Route("/", api.page), Route("/api/ask", api.ask, methods=["POST"]),
-                   Route("/api/issues", api.issues), Route("/api/article", api.article),
+                   Route("/api/issues", api.issues), Route("/api/article", api.article), Route("/feed.xml", api.feed),
                    Mount("/static", StaticFiles(directory=STATIC), name="static")]
         channels.set("web", "running")
     wechat = _wechat_channel(settings, runner, channels) if settings.wechat.enabled else None
@@ -137,7 +146,30 @@ def _wechat_channel(settings: Settings, runner: AnswerRunner, channels: ChannelS
         log.warning("wechat: no app_id or %s: late answers wait for 「更多」 instead of a customer-service message",
                     cfg.app_secret_env)
     return WeChatChannel(cfg, runner.ask_text, token=token, aes_key=aes_key, app_secret=secret,
-                         max_body_bytes=settings.web.max_body_bytes, states=channels)
+                         max_body_bytes=settings.web.max_body_bytes, states=channels,
+                         command=_wechat_follow(settings, runner))
+
+
+def _wechat_follow(settings: Settings, runner: AnswerRunner):
+    """Return the coroutine function answering 关注 / 取消关注 / 我的关注 (None for anything else)."""
+    store = FollowStore(settings.data_dir, runner.querylog.user_hash, settings.follow)
+    following = Following(settings, store, TopicMatcher(runner.answerer))
+
+    async def command(text: str, user: str) -> str | None:
+        parsed = wechat_command(text)
+        if parsed is None:
+            return None
+        verb, argument = parsed
+        if verb == "following":
+            return await runner.run(following.following, WECHAT, user)
+        if verb == "unfollow":
+            return await runner.run(following.unfollow, WECHAT, user, argument)
+        reply = await runner.run(following.follow, WECHAT, user, user, argument)
+        if not reply.added:
+            return reply.text
+        return reply.text + "\n" + (replies.WECHAT_FOLLOW_FOOTER if settings.follow.wechat_template_id else
+                                    replies.FOLLOW_FEED.format(url=feed_url(settings, reply.added)))
+    return command
 
 
 class _Api:
@@ -149,6 +181,9 @@ class _Api:
         self.channels = channels
         self._page = _render_page(settings)
         self.health = GenerationHealth()
+        self.follow = settings.follow
+        self._matcher = None
+        self._feeds: OrderedDict[tuple, bytes] = OrderedDict()
 
     async def page(self, request: Request) -> Response:
         return HTMLResponse(self._page, headers=SECURITY_HEADERS)
@@ -198,6 +233,42 @@ class _Api:
         return JSONResponse({"date": found.issue_date.isoformat(), "unit": found.unit, "title": found.title,
                              "text": found.body, "event_dates": [d.isoformat() for d in found.event_dates]})
 
+    async def feed(self, request: Request) -> Response:
+        """Atom feed of every article, or of the articles the topic ``q`` matches; newest first.
+
+        ``?from=<question>`` (the page's 订阅这个话题 under an answer) redirects to the question's topic."""
+        asked = request.query_params.get("from", "").strip()
+        if asked:
+            if not _encodable(asked) or len(asked) > self.limits.max_question_chars:
+                raise HTTPException(400, replies.API_BAD_CHARACTERS)
+            topic = await self.runner.run(question_topic, self.runner.answerer, asked)
+            return RedirectResponse(f"/feed.xml?q={quote(topic or asked[:self.follow.max_topic_chars])}", 303)
+        topic = " ".join(topic_words(request.query_params.get("q", "")))
+        if not _encodable(topic):
+            raise HTTPException(400, replies.API_BAD_CHARACTERS)
+        if len(topic) > self.follow.max_topic_chars:
+            raise HTTPException(422, replies.FOLLOW_TOO_LONG.format(n=len(topic), limit=self.follow.max_topic_chars))
+        base = self.follow.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+        xml = await self.runner.run(self._feed, topic, base)
+        return Response(xml, media_type="application/atom+xml; charset=utf-8")
+
+    def _feed(self, topic: str, base: str) -> bytes:
+        """Make a feed (on the worker thread); kept per served generation, so a poll costs no matching."""
+        store = self.runner.answerer.store
+        key = (store.path.name, topic, base)
+        if key not in self._feeds:
+            if topic:
+                if self._matcher is None:
+                    self._matcher = TopicMatcher(self.runner.answerer)
+                pairs = [(m.article, m.lead) for m in self._matcher.match(topic)]
+            else:
+                pairs = [(a, "") for a in store.all_articles().values()]
+            pairs.sort(key=lambda p: (-p[0].issue_date.toordinal(), p[0].position))
+            self._feeds[key] = atom_feed(pairs[:self.follow.feed_entries], base, topic or None)
+            while len(self._feeds) > KEPT_FEEDS:
+                self._feeds.popitem(last=False)
+        return self._feeds[key]
+
     async def healthz(self, request: Request) -> Response:
         """Report whether the index is loaded, how many issues it holds, when one was last ingested, and the
         state of every channel (a channel that is retrying does not make the process unhealthy); 503 with the
@@ -228,9 +299,10 @@ def _render_page(settings: Settings) -> str:
                "thinking": replies.WEB_THINKING, "sources": replies.WEB_SOURCES, "nearest": replies.WEB_NEAREST,
                "sourcesHeader": replies.SOURCES_HEADER, "loadingArticle": replies.WEB_LOADING_ARTICLE,
                "networkError": replies.WEB_NETWORK_ERROR, "noArticle": replies.API_NO_ARTICLE,
-               "maxQuestionChars": settings.web.max_question_chars}
+               "subscribeTopic": replies.WEB_SUBSCRIBE_TOPIC, "maxQuestionChars": settings.web.max_question_chars}
     template = string.Template((STATIC / "index.html").read_text(encoding="utf-8"))
     return template.substitute(title=html.escape(replies.WEB_TITLE), subtitle=html.escape(replies.WEB_SUBTITLE),
+                               subscribe_all=html.escape(replies.WEB_SUBSCRIBE_ALL),
                                strings=json.dumps(strings, ensure_ascii=False).replace("</", "<\\/"))
 
 

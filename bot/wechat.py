@@ -127,9 +127,11 @@ class WeChatChannel:
     """Handle the webhook's GET (verification) and POST (messages) for one Official Account."""
 
     def __init__(self, settings: WeChatSettings, ask, *, token: str, aes_key: str = "", app_secret: str = "",
-                 max_body_bytes: int = 16384, states: ChannelStates | None = None):
-        """`ask(question, user_id)` is a coroutine function returning the answer text."""
+                 max_body_bytes: int = 16384, states: ChannelStates | None = None, command=None):
+        """`ask(question, user_id)` is a coroutine function returning the answer text; `command(text, user_id)`
+        one returning the reply to a keyword (关注 …) or None when the text is a question."""
         self.settings = settings
+        self.command = command
         self.states = states if states is not None else ChannelStates()
         self.max_body_bytes = max_body_bytes
         self.ask = ask
@@ -220,7 +222,7 @@ class WeChatChannel:
                 text = asyncio.get_running_loop().create_future()
                 text.set_result(self._next_part(user) or replies.WECHAT_NO_MORE)
             else:
-                text = asyncio.ensure_future(self.ask(question, user))
+                text = asyncio.ensure_future(self._ask_or_command(question, user))
             asked = self._remember(message.id, _Asked(text))
         try:
             text = await asyncio.wait_for(asyncio.shield(asked.text), self.settings.reply_budget_s)
@@ -233,6 +235,10 @@ class WeChatChannel:
             return None                 # a retry after the answer went out: answer once
         asked.claimed = True
         return self._first_part(user, text) if question != replies.WECHAT_MORE_COMMAND else text
+
+    async def _ask_or_command(self, text: str, user: str) -> str:
+        reply = await self.command(text, user) if self.command is not None else None
+        return reply if reply is not None else await self.ask(text, user)
 
     def welcome(self) -> str:
         examples = "\n".join(replies.WECHAT_EXAMPLE_LINE.format(question=q) for q in replies.EXAMPLE_QUESTIONS)

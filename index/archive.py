@@ -1,5 +1,5 @@
-"""Back up and restore a data directory: the corpus folder, the query log (and its salt), the vector cache
-and the served index.
+"""Back up and restore a data directory: the corpus folder, the query log (and its salt), the vector cache,
+the followers (follows.db) and the served index.
 
 A backup starts with ``backup.json``: a manifest of every member with its size and SHA-256. Restore
 trusts nothing else in the archive. It reads the stream once, writes each member to a path it
@@ -26,6 +26,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
+from bot.follow.store import FOLLOWS_DB
 from errors import BadArchive, BulletinBotError
 from index import faults
 from index.generations import INDEX_FILES, Generations, fsync_dir
@@ -37,8 +38,8 @@ MAX_MEMBERS = 100_000
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_EXPANSION = 25               # unpacked bytes per archive byte (the data compresses 1-4x; a gzip bomb 1000x)
 MIN_UNPACKED_CAP = 64 << 20
-SINGLE_FILES = {"querylog.db": "querylog.db", "vectors.db": "vectors.db", "querylog.salt": "querylog.salt"}
-SQLITE_FILES = ("querylog.db", "vectors.db")
+SQLITE_FILES = ("querylog.db", "vectors.db", FOLLOWS_DB)
+SINGLE_FILES = {name: name for name in (*SQLITE_FILES, "querylog.salt")}
 _CORPUS_NAME = re.compile(r"[\w\-][\w.\-]{0,199}", re.ASCII)
 
 
@@ -57,7 +58,8 @@ def _sqlite_copy(path: Path, folder: Path) -> Path:
 
 
 def backup(data_dir: Path, target: Path) -> dict:
-    """Write ``target`` (.tar.gz): backup.json, bulletins/, the served index, querylog.db (+ salt), vectors.db."""
+    """Write ``target`` (.tar.gz): backup.json, bulletins/, the served index, querylog.db (+ salt), vectors.db,
+    follows.db (followers and their topics)."""
     data_dir, target = Path(data_dir), Path(target)
     gens = Generations(data_dir)
     if gens.current() is None:

@@ -50,8 +50,13 @@ def visible_text(text: str, parse_mode: str | None) -> str:
 class BotApiStandIn:
     """The Bot API for one bot token, served over HTTP in a thread."""
 
-    def __init__(self, token: str, bot_id: int = 7000001, username: str = "nanyang_bulletin_bot", port: int = 0):
-        """``port`` 0 picks a free one; give a stopped stand-in's port to bring "Telegram" back where it was."""
+    def __init__(self, token: str, bot_id: int = 7000001, username: str = "nanyang_bulletin_bot", port: int = 0,
+                 messages_per_s: float | None = None):
+        """``port`` 0 picks a free one; give a stopped stand-in's port to bring "Telegram" back where it was.
+
+        ``messages_per_s``: Telegram's flood limit on sendMessage, as a bucket of that many messages refilled at
+        that rate; a message beyond it gets "429 Too Many Requests" (counted in ``throttled``).
+        """
         self.token = token
         self.me = {"id": bot_id, "is_bot": True, "first_name": "简报助手", "username": username,
                    "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
@@ -67,6 +72,10 @@ class BotApiStandIn:
         self._files: dict[str, tuple[str, bytes]] = {}
         self._failures: dict[str, list[str]] = {}
         self._closing = False
+        self.blocked: set[int] = set()     # chats whose user blocked the bot: sendMessage gets 403
+        self.throttled = 0
+        self._rate = messages_per_s
+        self._bucket = (messages_per_s or 0.0, time.monotonic())
         self._server = _Server(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="bot-api-standin", daemon=True)
@@ -208,6 +217,12 @@ class BotApiStandIn:
             failures = self._failures.get(method)
             if failures:
                 return 400, {"ok": False, "error_code": 400, "description": failures.pop(0)}
+            if method == "sendMessage" and not self._take_token():
+                self.throttled += 1
+                return 429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
+                             "parameters": {"retry_after": 1}}
+            if method == "sendMessage" and params.get("chat_id") in self.blocked:
+                return 403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._get_updates(params)}
         api = getattr(self, f"_api_{method}", None)
@@ -220,6 +235,19 @@ class BotApiStandIn:
         for listener in self.listeners:
             listener(call)
         return 200, {"ok": True, "result": result}
+
+    def _take_token(self) -> bool:
+        """Take one message from the flood bucket (always allowed without a limit); call with the lock held."""
+        if self._rate is None:
+            return True
+        level, then = self._bucket
+        now = time.monotonic()
+        level = min(self._rate, level + (now - then) * self._rate)
+        if level < 1:
+            self._bucket = (level, now)
+            return False
+        self._bucket = (level - 1, now)
+        return True
 
     def _get_updates(self, params: dict) -> list[dict]:
         offset = int(params.get("offset") or 0)

@@ -56,6 +56,7 @@ def test_browser_asks_sees_the_cited_answer_and_expands_a_citation(page):
     expect(citation.locator(".article-text")).to_contain_text("21200", timeout=30_000)
     full = citation.locator(".article-text").inner_text()
     assert len(full) > len(answer.locator(".answer").inner_text()) / 2
+    assert answer.locator("a.feed").get_attribute("href").startswith("/feed.xml?from=")     # 订阅这个话题
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-chat.png"), full_page=True)
     assert all(url.startswith(page.base_url) for url in page.requested), page.requested

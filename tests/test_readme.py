@@ -14,7 +14,7 @@ CONFIG = REPO / "config.toml"
 
 
 def test_readme_names_every_cli_command_and_no_other():
-    named = set(re.findall(r"`(\w+)`", README.split("Commands:")[1].split("Global options")[0]))
+    named = set(re.findall(r"`(\w[\w-]*)`", README.split("Commands:")[1].split("Global options")[0]))
     assert named == set(cli.commands)
 
 

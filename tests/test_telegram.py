@@ -101,7 +101,7 @@ def test_question_answered_with_citation_buttons_typing_and_log(api, querylog):
     assert "21200" in text and BLOOD_CITATION in text
     assert answer.params["parse_mode"] == "HTML"
     labels = [b["text"] for b in buttons(answer)]
-    assert labels == [replies.TG_SOURCE_BUTTON, replies.TG_FEEDBACK_UP, replies.TG_FEEDBACK_DOWN]
+    assert labels == [replies.TG_SOURCE_BUTTON, replies.TG_FEEDBACK_UP, replies.TG_FEEDBACK_DOWN, replies.FOLLOW_BUTTON]
     typing = api.calls_of("sendChatAction", chat_id=user["id"], action="typing")
     assert typing and typing[0].at <= answer.at and api.calls.index(typing[0]) >= mark
     row = list(querylog.db.query("SELECT * FROM queries WHERE question = ? ORDER BY id DESC", [BLOOD]))[0]
@@ -123,7 +123,7 @@ def test_follow_up_is_read_against_the_cited_article_until_new(api):
 def test_source_button_shows_the_full_article_and_feedback_is_logged(api, querylog):
     user = new_user()
     answer = ask(api, user, BLOOD)
-    source, up, down = buttons(answer)
+    source, up, down, _follow = buttons(answer)
     mark = api.mark()
     api.callback(user, api.sent_message(answer), source["callback_data"])
     article = api.wait_for("sendMessage", lambda p: p["chat_id"] == user["id"], after=mark)[0]

@@ -1,7 +1,8 @@
 """Real local servers for tests: the app under uvicorn, and a stand-in for WeChat's API.
 
-The stand-in implements what the bot calls: GET /cgi-bin/token (client credentials -> access token)
-and POST /cgi-bin/message/custom/send (a customer-service message), recording every call.
+The stand-in implements what the bot calls: GET /cgi-bin/token (client credentials -> access token),
+POST /cgi-bin/message/custom/send (a customer-service message) and POST /cgi-bin/message/template/send (a
+template message: ``templates``), recording every call. Openids in ``unsubscribed`` get errcode 43004.
 """
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ class WeChatStandIn:
         self.app_id, self.secret = app_id, secret
         self.token_requests = 0
         self.messages: list[dict] = []
+        self.templates: list[dict] = []
+        self.unsubscribed: set[str] = set()
         self._changed = threading.Condition()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -108,14 +111,18 @@ class WeChatStandIn:
                 url = urlsplit(self.path)
                 q = {k: v[0] for k, v in parse_qs(url.query).items()}
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if url.path != "/cgi-bin/message/custom/send":
+                kinds = {"/cgi-bin/message/custom/send": standin.messages,
+                         "/cgi-bin/message/template/send": standin.templates}
+                if url.path not in kinds:
                     return self._reply({"errcode": 404, "errmsg": "no such api"})
                 if q.get("access_token") != ACCESS_TOKEN:
                     return self._reply({"errcode": 40001, "errmsg": "invalid credential"})
                 message = json.loads(body.decode("utf-8"))
+                if message.get("touser") in standin.unsubscribed:
+                    return self._reply({"errcode": 43004, "errmsg": "require subscribe"})
                 with standin._changed:
-                    standin.messages.append(message)
+                    kinds[url.path].append(message)
                     standin._changed.notify_all()
-                self._reply({"errcode": 0, "errmsg": "ok"})
+                self._reply({"errcode": 0, "errmsg": "ok", "msgid": len(kinds[url.path])})
 
         return Handler

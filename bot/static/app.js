@@ -95,6 +95,13 @@
       for (const c of parts.citations) box.appendChild(citation(c));
       b.appendChild(box);
     }
+    if (!data.abstained) {
+      // the topic is read off the question on the server: /feed.xml?from=… redirects to /feed.xml?q=<topic>
+      const feed = el("a", "feed", S.subscribeTopic);
+      feed.href = "/feed.xml?from=" + encodeURIComponent(data.question);
+      feed.type = "application/atom+xml";
+      b.appendChild(feed);
+    }
     if (data.abstained && data.nearest) {
       // an abstention names its closest article: it opens like any citation
       const box = el("div", "sources nearest");
