@@ -10,7 +10,8 @@ from bot import replies
 from bot.question import GENERIC, Question, Weights, expand_aliases, missing_answer_type, ordinal_mismatch
 from bot.quoting import SentencePicker
 from bot.reader.features import Evidence, build_evidence, named_places
-from bot.reader.model import ReaderModel, Reading, bundled_model
+from bot.reader.model import ReaderModel, Reading, bundled_model, trim_clauses
+from bot.reader.types import answer_types
 from bot.wording import dated_only, normalize
 from corpus.dates import TimeRange
 from errors import BulletinBotError
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 500          # longer messages are cut before retrieval
 EMBED_CHARS = 160                 # ... and embedded only this far: encoder time grows with length squared
+LIST_QUOTE_CHARS = 20            # a listing line's quote: its sentence's answering clauses up to this length
 PASSAGES_PER_ARTICLE = 2          # evidence passages shown per article in `sources`
 SECOND_ARTICLE_SHARE = 0.85       # rules reader: quote a second article only if it covers the question nearly as well
 
@@ -245,10 +247,12 @@ class Answerer:
         when = question.when
         articles.sort(key=lambda a: (_event_day(a, when), a.issue_date, a.position))
         by_id = {h.article.id: h for h in hits}
+        asked = answer_types().asked(question.text)
         lines = [replies.LIST_HEADER.format(n=len(articles))]
         for n, a in enumerate(articles, start=1):
-            lines.append(replies.LIST_LINE.format(date=_event_day(a, when).isoformat(), title=a.title, unit=a.unit or "—",
-                                                  issue=a.issue_date.isoformat(), quote=pick(a, 1)[0], n=n))
+            quote = trim_clauses(pick(a, 1)[0], question.text, asked, LIST_QUOTE_CHARS)
+            lines.append(replies.LIST_LINE.format(date=_event_day(a, when).isoformat(), title=a.title,
+                                                  issue=a.issue_date.isoformat(), quote=quote, n=n))
         cited = [_source(by_id[a.id]) if a.id in by_id else Source(a.title, a.issue_date, a.unit, a.text, 0.0, a.id)
                  for a in articles]
         return Answer(_with_citations("\n".join(lines), cited), False, (), tuple(cited))

@@ -12,7 +12,7 @@ LEAD = "{quote}〔{n}〕"                 # the answer's first line: the fact in
 SUPPORT = "“{quote}”〔{n}〕"            # up to two supporting quotes
 
 LIST_HEADER = "简报中共有 {n} 篇相关报道："
-LIST_LINE = "· {date}《{title}》（{unit}，{issue} 期〔{n}〕）：{quote}"
+LIST_LINE = "· {date}《{title}》（{issue} 期〔{n}〕）：{quote}"
 SOURCES_HEADER = "来源："
 
 # -- shared by the channels ---------------------------------------------------------------------

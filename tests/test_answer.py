@@ -49,6 +49,21 @@ def test_listing_question_lists_every_matching_article_with_dates(answerer):
     assert len(lines) >= 2 and all(re.match(r"· \d{4}-\d{2}-\d{2}", l) for l in lines)
 
 
+def test_listing_lines_are_short_verbatim_and_the_titles_come_first(answerer):
+    from bot.answer import LIST_QUOTE_CHARS
+    answer = answerer.answer("2025年7月12日那天有哪些活动？")
+    lines = [l for l in answer.text.splitlines() if l.startswith("· ")]
+    assert len(lines) >= 3
+    articles = answerer.store.all_articles()
+    for line, source in zip(lines, answer.cited):
+        quote = line.split("〕）：", 1)[1]
+        assert len(quote) <= LIST_QUOTE_CHARS + 4
+        for part in filter(None, quote.split("……")):
+            assert _squash(part) in _squash(articles[source.article_id].text)
+    head = _squash(answer.text)[:200]
+    assert sum(_squash(s.title) in head for s in answer.cited) >= 3   # three titles within what a resident reads
+
+
 def test_listing_is_not_cut_at_top_k(answerer):
     answer = answerer.answer("2025年7月12日那天有哪些活动？", k=1)
     titles = {s.title for s in answer.cited}

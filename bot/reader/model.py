@@ -225,7 +225,12 @@ def article_cover(ev: Evidence) -> np.ndarray:
 
 
 def lead_line(sentence: str, ev: Evidence, limit: int = LEAD_CHARS) -> str:
-    """Return the sentence, or when it is longer than ``limit`` the clauses that best answer, verbatim.
+    """Return the sentence, or when it is longer than ``limit`` the clauses that best answer, verbatim."""
+    return trim_clauses(sentence, ev.question.text, ev.asked, limit)
+
+
+def trim_clauses(sentence: str, question: str, asked: tuple, limit: int) -> str:
+    """Return the sentence, or when it is longer than ``limit`` the clauses that best answer the question.
 
     Clauses are scored by the kinds of answer asked that they show and the question bigrams they
     hold; the best are kept (in their printed order) while they fit, and "……" marks what was left out.
@@ -236,8 +241,8 @@ def lead_line(sentence: str, ev: Evidence, limit: int = LEAD_CHARS) -> str:
     clauses = _CLAUSE.findall(sentence)
     if len(clauses) <= 1:
         return sentence[:limit].rstrip("，,；;：:") + "……"
-    grams = bigrams(ev.question.text)
-    scores = [_clause_score(c, ev, grams) for c in clauses]
+    grams = bigrams(question)
+    scores = [_clause_score(c, asked, grams) for c in clauses]
     keep: set[int] = set()
     length = 0
     while True:   # the best clause that still fits; among equals the one nearest those kept
@@ -262,9 +267,9 @@ def lead_line(sentence: str, ev: Evidence, limit: int = LEAD_CHARS) -> str:
     return text + ("……" if previous < len(clauses) - 1 else "")
 
 
-def _clause_score(clause: str, ev: Evidence, grams: set[str]) -> float:
+def _clause_score(clause: str, asked: tuple, grams: set[str]) -> float:
     """How much a clause looks like the answer: the kinds of answer asked for it shows, question bigrams it holds."""
-    shown = sum(t.shown_in(clause) for t in ev.asked)
+    shown = sum(t.shown_in(clause) for t in asked)
     overlap = len(grams & bigrams(clause)) / len(grams) if grams else 0.0
     return 2.0 * shown + overlap
 
