@@ -47,8 +47,10 @@ _ENUMERATION = re.compile(r"(?:[^、，。；]{1,16}、){2,}")
 _WH_CHARS = set("吗呢吧啊呀么嘛哪啥谁几多少怎什")
 
 
-def bigrams(text: str) -> set[str]:
-    """Han-character bigrams of the text, leaving out those made only of function words."""
+@lru_cache(maxsize=16384)
+def bigrams(text: str) -> frozenset[str]:
+    """Han-character bigrams of the text, leaving out those made only of function words (cached: the same
+    sentences are read for many questions)."""
     grams = set()
     for run in _HAN_RUN.findall(text):
         for i in range(len(run) - 1):
@@ -56,7 +58,7 @@ def bigrams(text: str) -> set[str]:
             if g in STOPWORDS or (g[0] in _WH_CHARS or g[1] in _WH_CHARS):
                 continue
             grams.add(g)
-    return grams
+    return frozenset(grams)
 
 
 @lru_cache(maxsize=1)
@@ -196,6 +198,7 @@ def build_evidence(question: Question, hits: list[Hit], weights: Weights, query:
     n_base = len(SENTENCE_FEATURES) - len(RELATIVE)
     ask_at = [SENTENCE_FEATURES.index(name) for name in _ASK_COLUMNS]
     top_score = hits[0].score if hits and hits[0].score else 1.0
+    clause_grams = [bigrams(c) for c, _ in clauses]
     for h_i, hit in enumerate(hits):
         found, vectors = sentence_vectors(hit.article)
         texts = [s.text for s in found]
@@ -213,7 +216,7 @@ def build_evidence(question: Question, hits: list[Hit], weights: Weights, query:
             clause_cols[k].append(_ask_columns(texts, grams, ask, question, weights, [clauses[k]]))
         for i, s in enumerate(texts):
             numbers = set(_NUMBER.findall(s))
-            cover.append([_share(len(bigrams(c) & grams[i]), len(bigrams(c))) for c, _ in clauses])
+            cover.append([_share(len(g & grams[i]), len(g)) for g in clause_grams])
             row = [0.0] * n_base
             row[:4] = [float(cos[i]), (float(cos[i]) - lo) / spread if spread > 0 else 0.0, float(cos[i]) - hi,
                        weights.coverage(s)]
