@@ -254,3 +254,11 @@ def test_a_chinese_question_the_article_hardly_covers_abstains_an_english_one_is
     row[QUESTION_FEATURES.index("latin")] = 0.0
     row[QUESTION_FEATURES.index("art_cov")] = model.coverage_floor * 2
     assert not below_floor(row, model.coverage_floor)
+
+
+def test_a_county_article_is_marked_when_the_question_names_no_county(fitted):
+    col = SENTENCE_FEATURES.index("other_place")
+    for question, expected in (("家庭医生签约服务团队有多少个？", 1.0), ("镇平县家庭医生签约服务团队有多少个？", 0.0)):
+        ev = fitted.prepare(question).evidence
+        rows = [i for i, o in enumerate(ev.article_of) if "镇平" in ev.hits[o].article.unit]
+        assert rows and {float(ev.X[i, col]) for i in rows} == {expected}, question

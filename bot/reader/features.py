@@ -26,7 +26,7 @@ SENTENCE_FEATURES = (
     "cos", "cos_rel", "cos_gap", "cov_all", "cov_ask", "bigram", "bigram_ask",
     "type_share", "type_miss", "unit_match", "new_number", "enumeration",
     "first", "last", "pos", "log_len", "art_rank0", "art_rank", "art_score", "art_cov", "title_overlap",
-    "type_rare", "type_focus", "cue",
+    "type_rare", "type_focus", "cue", "other_place",
 )
 # Ranking is within one question: these features also enter as their gap to the question's best sentence.
 RELATIVE = ("cov_all", "cov_ask", "bigram", "bigram_ask", "type_share", "cos")
@@ -198,6 +198,7 @@ def build_evidence(question: Question, hits: list[Hit], weights: Weights, query:
     n_base = len(SENTENCE_FEATURES) - len(RELATIVE)
     ask_at = [SENTENCE_FEATURES.index(name) for name in _ASK_COLUMNS]
     top_score = hits[0].score if hits and hits[0].score else 1.0
+    asked_places = named_places(text)
     clause_grams = [bigrams(c) for c, _ in clauses]
     for h_i, hit in enumerate(hits):
         found, vectors = sentence_vectors(hit.article)
@@ -208,6 +209,8 @@ def build_evidence(question: Question, hits: list[Hit], weights: Weights, query:
         lo, hi = float(cos.min()), float(cos.max())
         spread = hi - lo
         title_grams = bigrams(hit.article.title)
+        # the article is about a county or district the question does not name (镇平 for a question about 南阳)
+        other_place = float(bool(named_places(hit.article.title + hit.article.unit) - asked_places))
         art_cov = weights.coverage(hit.article.text)
         n = len(texts)
         grams = [bigrams(s) for s in texts]
@@ -227,6 +230,7 @@ def build_evidence(question: Question, hits: list[Hit], weights: Weights, query:
             row[at:at + 9] = [float(i == 0), float(i == n - 1), i / max(n - 1, 1), math.log(1 + len(s)),
                               float(h_i == 0), float(h_i), hit.score / top_score, art_cov,
                               _share(len(title_grams & grams[i]), len(grams[i]))]
+            row[SENTENCE_FEATURES.index("other_place")] = other_place
             base_rows.append(row)
             sentences.append(s)
             owner.append(h_i)
