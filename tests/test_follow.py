@@ -310,3 +310,23 @@ def test_follow_notify_benchmark_loses_nothing_within_the_flood_limit(built_data
     figures = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
     assert figures["notices"] == "1000" and figures["lost"] == "0" and figures["duplicates"] == "0"
     assert float(figures["messages/s while sending"]) <= 30
+
+
+def test_notices_refused_by_the_flood_limit_are_sent_again_not_lost(tmp_path):
+    """A bot without PTB's limiter meets Telegram's 429 at once: every notice still arrives, once."""
+    from telegram import Bot
+
+    from bot.follow.notify import Notice, send_telegram
+    from tests.telegram_standin import BotApiStandIn
+    store = FollowStore(tmp_path, lambda channel, user: f"k-{user}", FollowSettings())
+    chats = list(range(9100, 9112))
+    notices = [Notice(f"k-{chat}", "telegram", str(chat), "2025-08-05", ["献血"]) for chat in chats]
+    with BotApiStandIn("5550009999:AAH-flood-test", messages_per_s=4) as api:
+        async def run():
+            async with Bot("5550009999:AAH-flood-test", base_url=api.base_url) as bot:
+                return await send_telegram(bot, store, notices)
+        delivery = asyncio.run(run())
+        accepted = [c for c in api.calls_of("sendMessage") if c.params["chat_id"] in chats]
+    assert api.throttled > 0                              # the limit was met ...
+    assert delivery.sent == len(chats) and delivery.failed == 0 and delivery.dropped == 0   # ... and nothing lost
+    assert len(accepted) == len(chats) + api.throttled    # each chat: one message through, plus refused tries

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import requests
 from telegram.constants import ParseMode
-from telegram.error import Forbidden, TelegramError
+from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from wechatpy.exceptions import WeChatClientException
 
 from bot import replies
@@ -31,6 +31,8 @@ from index.store import IndexStore
 
 log = logging.getLogger(__name__)
 MAX_LISTED = 10                  # articles listed in one notice (an issue rarely has more on one topic)
+SEND_AT_ONCE = 30                # Telegram notices in flight at once (the rate limiter paces them further)
+SEND_ATTEMPTS = 6                # tries per notice after a 429, a timeout or a network error
 
 
 @dataclass
@@ -102,21 +104,43 @@ def plan(matcher: TopicMatcher, store: FollowStore, changed: dict[str, set[int]]
 
 
 async def send_telegram(bot, store: FollowStore, notices: list[Notice]) -> Delivery:
-    """Send every Telegram notice at once; PTB's rate limiter paces them. Blocked chats are dropped."""
+    """Send the Telegram notices, SEND_AT_ONCE at a time; PTB's rate limiter paces them.
+
+    A flood-limit answer (429) waits as long as Telegram asks and a timeout or network error backs off, then
+    the notice is tried again from the piece that failed (SEND_ATTEMPTS in all), so a busy machine or a
+    throttled burst loses nothing. Blocked chats are dropped; other refusals are counted as failed.
+    """
     delivery = Delivery()
+    gate = asyncio.Semaphore(SEND_AT_ONCE)
 
     async def one(notice: Notice) -> None:
-        try:
-            for piece in split_html(notice.text()):
-                await bot.send_message(int(notice.chat), piece, parse_mode=ParseMode.HTML)
-        except Forbidden:
-            delivery.dropped += 1
-            await asyncio.to_thread(store.drop_chat, notice.channel, notice.chat)
-            return
-        except TelegramError as exc:
-            delivery.failed += 1
-            log.warning("follow: a notice was not delivered (%s)", type(exc).__name__)
-            return
+        pieces = split_html(notice.text())
+        done = 0
+        async with gate:
+            for attempt in range(SEND_ATTEMPTS):
+                try:
+                    while done < len(pieces):
+                        await bot.send_message(int(notice.chat), pieces[done], parse_mode=ParseMode.HTML)
+                        done += 1
+                    break
+                except Forbidden:
+                    delivery.dropped += 1
+                    await asyncio.to_thread(store.drop_chat, notice.channel, notice.chat)
+                    return
+                except RetryAfter as exc:
+                    wait = exc.retry_after
+                    await asyncio.sleep(wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait))
+                except (TimedOut, NetworkError) as exc:
+                    log.info("follow: a notice will be tried again (%s)", type(exc).__name__)
+                    await asyncio.sleep(min(2 ** attempt, 30))
+                except TelegramError as exc:
+                    delivery.failed += 1
+                    log.warning("follow: a notice was not delivered (%s)", type(exc).__name__)
+                    return
+            else:
+                delivery.failed += 1
+                log.warning("follow: a notice was not delivered after %d attempts", SEND_ATTEMPTS)
+                return
         delivery.sent += 1
         await asyncio.to_thread(store.mark_sent, notice.user, notice.channel, notice.keys)
 
