@@ -143,7 +143,7 @@ class _Ask:
 _ASK_COLUMNS = ("cov_ask", "bigram_ask", "type_share", "type_miss", "unit_match", "type_rare", "type_focus", "cue")
 
 
-def _ask_columns(texts: list[str], grams: list[set[str]], ask: _Ask, question: Question, weights: Weights,
+def _ask_columns(texts: list[str], grams: list[frozenset[str]], ask: _Ask, weights: Weights,
                  clauses: list[tuple[str, tuple[str, ...]]]) -> np.ndarray:
     """Per sentence: the _ASK_COLUMNS features for one reading of the question."""
     asked, unit_re = ask.asked, ask.unit_re
@@ -214,9 +214,9 @@ def build_evidence(question: Question, hits: list[Hit], weights: Weights, query:
         art_cov = weights.coverage(hit.article.text)
         n = len(texts)
         grams = [bigrams(s) for s in texts]
-        whole_cols.append(_ask_columns(texts, grams, whole, question, weights, clauses))
+        whole_cols.append(_ask_columns(texts, grams, whole, weights, clauses))
         for k, ask in enumerate(asks):
-            clause_cols[k].append(_ask_columns(texts, grams, ask, question, weights, [clauses[k]]))
+            clause_cols[k].append(_ask_columns(texts, grams, ask, weights, [clauses[k]]))
         for i, s in enumerate(texts):
             numbers = set(_NUMBER.findall(s))
             cover.append([_share(len(g & grams[i]), len(g)) for g in clause_grams])
