@@ -4,7 +4,7 @@ FROM python:3.11-slim
 
 # Only what the bot needs (.dockerignore keeps .venv, data/, salts, .git and caches out of the build context).
 WORKDIR /app
-COPY pyproject.toml config.toml settings.py errors.py ./
+COPY pyproject.toml config.toml ./
 COPY bot ./bot
 COPY corpus ./corpus
 COPY index ./index

@@ -4,9 +4,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from bot import replies
+from bot.results import Answer, Source
 from bot.question import GENERIC, Question, Weights, expand_aliases, missing_answer_type, ordinal_mismatch
 from bot.quoting import SentencePicker
 from bot.reader.features import Evidence, build_evidence, named_places
@@ -14,14 +15,15 @@ from bot.reader.model import ReaderModel, Reading, bundled_model, trim_clauses
 from bot.reader.types import answer_types
 from bot.wording import dated_only, normalize
 from corpus.dates import TimeRange
-from errors import BulletinBotError
+from corpus.errors import BulletinBotError
 from index.build import ensure_index, index_identity
 from index.embedding import Embedder
 from index.generations import Generations
 from index.retrieval import Hit, Retriever
 from index.store import IndexStore, StoredArticle
 from index.vectors import SentenceVectors, VectorCache
-from settings import Settings, reference_day
+from bot.settings import Settings, reference_day
+from index.paths import VECTORS_DB
 
 log = logging.getLogger(__name__)
 
@@ -30,43 +32,6 @@ EMBED_CHARS = 160                 # ... and embedded only this far: encoder time
 LIST_QUOTE_CHARS = 20            # a listing line's quote: its sentence's answering clauses up to this length
 PASSAGES_PER_ARTICLE = 2          # evidence passages shown per article in `sources`
 SECOND_ARTICLE_SHARE = 0.85       # rules reader: quote a second article only if it covers the question nearly as well
-
-
-@dataclass(frozen=True)
-class Source:
-    """One cited passage: which issue, which unit, which article, and the text shown as evidence."""
-
-    title: str
-    date: dt.date          # issue date
-    unit: str
-    text: str
-    score: float
-    article_id: int = 0
-
-    def citation(self) -> str:
-        """Return the one-line citation: issue date · issuing unit · article title."""
-        return f"{self.date.isoformat()} · {self.unit or '（未署名）'} · {self.title}"
-
-    def to_json(self) -> dict:
-        return {"title": self.title, "date": self.date.isoformat(), "unit": self.unit,
-                "text": self.text, "score": round(float(self.score), 6), "article_id": self.article_id}
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the bot says: text (citations included), whether it abstained, and the sources best first."""
-
-    text: str
-    abstained: bool
-    sources: tuple[Source, ...] = field(default_factory=tuple)
-    cited: tuple[Source, ...] = field(default_factory=tuple)   # the articles the text quotes
-    nearest: Source | None = None                               # an abstention's closest article
-
-    def to_json(self, question: str) -> dict:
-        return {"question": question, "answer": self.text, "abstained": self.abstained,
-                "sources": [s.to_json() for s in self.sources],
-                "cited": [s.to_json() for s in self.cited],
-                "nearest": self.nearest.to_json() if self.nearest is not None else None}
 
 
 @dataclass(frozen=True)
@@ -96,7 +61,7 @@ class Answerer:
         self._generations = Generations(settings.data_dir)
         ensure_index(settings, self.embedder, progress)
         self._served: tuple[object, IndexStore, Retriever] | None = None
-        self._sentences = SentenceVectors(VectorCache(settings.data_dir / "vectors.db"), self.embedder)
+        self._sentences = SentenceVectors(VectorCache(settings.data_dir / VECTORS_DB), self.embedder)
         self._generator = None
         if settings.generation.enabled:
             from bot.generate import Generator

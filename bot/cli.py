@@ -11,36 +11,27 @@ from pathlib import Path
 
 import click
 
-from errors import BulletinBotError
-from settings import TODAY_ENV, Settings, load_settings, reference_day, replace
+from bot.engine import BulletinBotError, Engine
+from bot.settings import TODAY_ENV, Settings, load_settings, reference_day, replace
 
 
 class Context:
-    """What the global options decide, handed to each command."""
+    """What the global options decide, handed to each command: the settings and, made once, the engine."""
 
     def __init__(self, settings: Settings, today: str | None):
         self.settings = settings
         self.today_option = today
-        self._answerer = None
+        self._engine: Engine | None = None
 
-    def embedder(self):
-        from index.embedding import Embedder, resolve_model
-        return Embedder(resolve_model(self.settings))
-
-    def ensure_index(self, embedder) -> Path:
-        """Return the served generation, building it first (saying so on stderr) when there is none yet."""
-        from index.build import ensure_index
-        return ensure_index(self.settings, embedder, progress=sys.stderr.isatty(), say=lambda m: click.echo(m, err=True))
-
-    def answerer(self, today: dt.date | None = None):
-        """Return the one Answerer; without --today it reads the day afresh for every question."""
-        from bot.answer import Answerer
-        if self._answerer is None:
+    def engine(self, today: dt.date | None = None, start: bool = True) -> Engine:
+        """Return the one engine (its index built first, saying so on stderr, when there is none); without
+        --today it reads the day afresh for every question."""
+        if self._engine is None:
             fixed = today or (reference_day(self.settings, self.today_option) if self.today_option else None)
-            embedder = self.embedder()
-            self.ensure_index(embedder)
-            self._answerer = Answerer(self.settings, embedder, today=fixed, progress=sys.stderr.isatty())
-        return self._answerer
+            self._engine = Engine(self.settings, today=fixed, workers=1)
+        if start:
+            self._engine.start(progress=sys.stderr.isatty(), say=lambda m: click.echo(m, err=True))
+        return self._engine
 
 
 @click.group()
@@ -70,13 +61,13 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, today
 @click.pass_obj
 def ingest(obj: Context, paths: tuple[str, ...]) -> None:
     """Add bulletin files (.txt .md .pdf .docx) to the corpus and update the index incrementally."""
-    from index.build import ingest_files
-    before = _followed_issues(obj)
-    report = ingest_files(obj.settings, obj.embedder(), [Path(p) for p in paths], progress=True)
+    engine = obj.engine(start=False)
+    before = _followed_issues(engine)
+    report = engine.ingest([Path(p) for p in paths], progress=True)
     for line in report.lines():
         click.echo(line)
     if report.changed:
-        _notify_followers(obj, before)
+        _notify_followers(obj, engine, before)
     if report.rejected and not report.changed and not report.skipped:
         sys.exit(1)
 
@@ -85,13 +76,11 @@ def ingest(obj: Context, paths: tuple[str, ...]) -> None:
 @click.pass_obj
 def reindex(obj: Context) -> None:
     """Rebuild the index from the corpus folder into a new directory and swap it in atomically."""
-    from index.build import build_index, ensure_index
-    embedder = obj.embedder()
-    ensure_index(obj.settings, embedder, progress=True)
-    before = _followed_issues(obj)
-    path = build_index(obj.settings, embedder, progress=True)
+    engine = obj.engine()
+    before = _followed_issues(engine)
+    path = engine.reindex(progress=True)
     click.echo(f"reindexed: {path.name}")
-    _notify_followers(obj, before)
+    _notify_followers(obj, engine, before)
 
 
 @cli.command()
@@ -101,12 +90,12 @@ def reindex(obj: Context) -> None:
 @click.pass_obj
 def ask(obj: Context, as_json: bool, top_k: int | None, question: tuple[str, ...]) -> None:
     """Answer a question; with "-" read one question per stdin line (the model is loaded once)."""
-    answerer = obj.answerer()
+    engine = obj.engine()
     questions = [line.strip() for line in sys.stdin] if question == ("-",) else [" ".join(question)]
     for q in questions:
         if question == ("-",) and not q:
             continue
-        answer = answerer.answer(q, k=top_k)
+        answer = engine.answer(q, k=top_k)
         if as_json:
             click.echo(json.dumps(answer.to_json(q), ensure_ascii=False))
         else:
@@ -120,7 +109,7 @@ def chat(obj: Context) -> None:
     empty line or Ctrl-D quits)."""
     from bot import replies
     from bot.followup import topic_after, with_topic
-    answerer = obj.answerer()
+    engine = obj.engine()
     click.echo(replies.CHAT_WELCOME)
     topic = None
     while True:
@@ -135,7 +124,7 @@ def chat(obj: Context) -> None:
             click.echo(replies.TG_NEW_TOPIC + "\n")
             continue
         question, topic = with_topic(topic, q, obj.settings.telegram.context_minutes)
-        answer = answerer.answer(question)
+        answer = engine.answer(question)
         topic = topic_after(answer, topic)
         click.echo(answer.text + "\n")
 
@@ -144,11 +133,7 @@ def chat(obj: Context) -> None:
 @click.pass_obj
 def list_issues(obj: Context) -> None:
     """List the indexed issues with their article counts."""
-    from index.build import index_identity
-    from index.store import IndexStore
-    embedder = obj.embedder()
-    store = IndexStore(obj.ensure_index(embedder), index_identity(obj.settings, embedder))
-    rows = store.issues()
+    rows = obj.engine().issues()
     numbers = [_issue_number(row["number"]) for row in rows]
     width = max((display_width(n) for n in numbers), default=0)
     for row, number in zip(rows, numbers):
@@ -174,10 +159,10 @@ def display_width(text: str) -> int:
 @click.pass_obj
 def eval_command(obj: Context, file: str, top_k: int, failures: bool) -> None:
     """Score the bot on a JSONL question set (Recall@k, MRR@10, accuracy, abstention)."""
-    from bot.evaluate import evaluate, load_questions
+    from bot.measure.evaluate import evaluate, load_questions
     explicit = obj.today_option or os.environ.get(TODAY_ENV)
     today = reference_day(obj.settings, explicit) if explicit else dt.date.fromisoformat(obj.settings.eval.today)
-    report = evaluate(obj.answerer(today), load_questions(Path(file)), k=top_k, progress=True)
+    report = evaluate(obj.engine(today).answerer, load_questions(Path(file)), k=top_k, progress=True)
     if failures:
         for f in report.failures:
             click.echo(json.dumps(f, ensure_ascii=False))
@@ -199,7 +184,7 @@ def fit_command(obj: Context, files: tuple[str, ...], cv: bool, folds: int, synt
     FILES default to the project's own bot/reader/questions.jsonl plus ../shared/eval/{dev,more}.jsonl
     when present. Relative dates are read against [eval] today.
     """
-    from bot.evaluate import load_questions
+    from bot.measure.evaluate import load_questions
     from bot.reader import fit as fitting
     paths = [Path(f) for f in files] or fitting.default_question_files()
     if not paths:
@@ -210,7 +195,7 @@ def fit_command(obj: Context, files: tuple[str, ...], cv: bool, folds: int, synt
             row["set"] = path.stem
             rows.append(row)
     today = dt.date.fromisoformat(obj.settings.eval.today)
-    answerer = obj.answerer(today)
+    answerer = obj.engine(today).answerer
     click.echo(f"fitting on {len(rows)} questions from {', '.join(str(p) for p in paths)} "
                f"and {synthetic} synthetic ones", err=True)
     examples = fitting.gather(answerer, rows, synthetic=False)
@@ -236,8 +221,7 @@ def fit_command(obj: Context, files: tuple[str, ...], cv: bool, folds: int, synt
 @click.pass_obj
 def backup_command(obj: Context, archive: str) -> None:
     """Write the corpus, the query log and the served index into one .tar.gz archive."""
-    from index.archive import backup
-    summary = backup(obj.settings.data_dir, Path(archive))
+    summary = obj.engine(start=False).backup(Path(archive))
     click.echo(f"backup written: {archive} ({len(summary['bulletins'])} bulletin files, index {summary['generation']}, "
                f"query log {'yes' if summary['querylog'] else 'no'})")
 
@@ -248,9 +232,7 @@ def backup_command(obj: Context, archive: str) -> None:
 @click.pass_obj
 def restore_command(obj: Context, archive: str, force: bool) -> None:
     """Restore a backup archive into the data directory (checked before anything is replaced)."""
-    from index.archive import restore
-    from index.build import index_identity
-    summary = restore(Path(archive), obj.settings.data_dir, index_identity(obj.settings, obj.embedder()), force)
+    summary = obj.engine(start=False).restore(Path(archive), force)
     click.echo(f"restored: {len(summary['bulletins'])} bulletin files, index {summary['generation']} "
                f"into {obj.settings.data_dir}")
 
@@ -260,10 +242,13 @@ def restore_command(obj: Context, archive: str, force: bool) -> None:
 def serve(obj: Context) -> None:
     """Run the bot: Telegram (when its token is set), the web chat page, the HTTP API and WeChat (when enabled)."""
     import asyncio
-    from bot.serve import serve as run
+    from bot.channels.serve import serve as run
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     try:
-        asyncio.run(run(obj.settings, obj.answerer()))
+        fixed = reference_day(obj.settings, obj.today_option) if obj.today_option else None
+        engine = Engine(obj.settings, today=fixed)
+        engine.start(progress=sys.stderr.isatty(), say=lambda m: click.echo(m, err=True))
+        asyncio.run(run(obj.settings, engine))
     except KeyboardInterrupt:
         pass
 
@@ -284,23 +269,16 @@ def serve(obj: Context) -> None:
 def bench(ctx: click.Context, questions: str | None, rounds: int, cold_runs: int, scale: bool, sizes: str,
           sample_issues: int, out: str, encoders: bool) -> None:
     """Print cold-start time to the first answer and per-question latency after it (or --scale, --encoders)."""
-    from bot import bench as b
+    from bot.measure import latency as b
     obj: Context = ctx.obj
     if scale or encoders:
-        from bot import bench_scale
-        from index.embedding import resolve_model
-        from settings import replace as replace_section
-        settings = replace_section(obj.settings, embedding=vars(resolve_model(obj.settings)))
-        model = str(replace_section(obj.settings, embedding={"backend": "e5-onnx", "model": ""}).data_dir
-                    / "models" / "e5-small-st")
+        from bot.measure import scale as bench_scale
         if encoders:
-            from index.e5_convert import build_model
-            build_model(Path(model), say=lambda m: click.echo(m, err=True))
-            bench_scale.compare_encoders(str(Path(model).resolve()), say=click.echo)
+            bench_scale.compare_encoders(obj.settings, say=click.echo)
         if scale:
-            bench_scale.run(settings, [int(n) for n in sizes.split(",")], sample_issues, Path(out), say=click.echo)
+            bench_scale.run(obj.settings, [int(n) for n in sizes.split(",")], sample_issues, Path(out), say=click.echo)
         return
-    answerer = obj.answerer()                   # builds the index first if there is none
+    answerer = obj.engine().answerer            # builds the index first if there is none
     qs = b.load_questions(Path(questions) if questions else None)
     config = ctx.parent.params.get("config_path")
     click.echo(f"timing {cold_runs} cold start(s) in fresh processes, then {rounds} round(s) of {len(qs)} questions ...",
@@ -315,9 +293,7 @@ def bench(ctx: click.Context, questions: str | None, rounds: int, cold_runs: int
 @click.pass_obj
 def convert(obj: Context, no_onnx: bool) -> None:
     """Rebuild the bundled 4-bit e5 model as a sentence-transformers folder (+ ONNX fp32/int8) in <data>/models."""
-    from index.e5_convert import FOLDER_NAME, build_model
-    target = build_model(obj.settings.data_dir / "models" / FOLDER_NAME, onnx=not no_onnx,
-                         say=lambda m: click.echo(m, err=True))
+    target = obj.engine(start=False).convert_model(onnx=not no_onnx, say=lambda m: click.echo(m, err=True))
     click.echo(f"model folder: {target}")
 
 
@@ -329,11 +305,10 @@ def follow_eval(obj: Context, file: str, folds: int) -> None:
     """Print topic-matching precision and recall on labelled topics: at the [follow] thresholds, and with the
     thresholds chosen on the other folds' topics (cross-validated). The labelled articles must be indexed
     (the labels also name the test issue tests/data/follow-issue-2025-08-05.txt: `ingest` it first)."""
-    from bot.follow import evaluate as ev
-    from bot.follow.match import TopicMatcher
-    answerer = obj.answerer(dt.date.fromisoformat(obj.settings.eval.today))
+    from bot.measure import follow_eval as ev
+    engine = obj.engine(dt.date.fromisoformat(obj.settings.eval.today))
     follow = obj.settings.follow
-    topics, missing = ev.score_topics(TopicMatcher(answerer), ev.load_labels(Path(file)))
+    topics, missing = ev.score_topics(engine.matcher, ev.load_labels(Path(file)))
     if missing:
         raise BulletinBotError(f"{len(missing)} labelled articles are not indexed (first: {missing[0]}); "
                                "ingest the issues the labels name")
@@ -347,44 +322,34 @@ def follow_eval(obj: Context, file: str, folds: int) -> None:
                + ", ".join("/".join(f"{x:g}" for x in point) for point in chosen))
 
 
-def _followed_issues(obj: Context) -> dict | None:
+def _followed_issues(engine: Engine) -> dict | None:
     """Return the served issues before a write (key -> hash) when anyone follows a topic, else None."""
-    from bot.follow.store import FOLLOWS_DB
-    if not (obj.settings.data_dir / FOLLOWS_DB).exists():
-        return None
-    return _notifier(obj).snapshot()
+    return engine.snapshot() if engine.has_followers() else None
 
 
-def _notifier(obj: Context):
-    from bot.follow.match import TopicMatcher
-    from bot.follow.notify import Notifier
-    from bot.follow.store import FollowStore
-    from bot.serve import make_querylog
-    answerer = obj.answerer()
-    store = FollowStore(obj.settings.data_dir, make_querylog(obj.settings).user_hash, obj.settings.follow)
-    return Notifier(obj.settings, TopicMatcher(answerer), store)
-
-
-def _notify_followers(obj: Context, before: dict | None) -> None:
+def _notify_followers(obj: Context, engine: Engine, before: dict | None) -> None:
     """Tell followers about what the write added or replaced: Telegram when its token is set, WeChat when a
     template message is configured."""
     import asyncio
+    from bot.channels.notify import Notifier
     if before is None:
         return
-    notifier = _notifier(obj)
-    notifier.matcher.answerer.refresh()
+    notifier = Notifier(obj.settings, engine)
     token = os.environ.get(obj.settings.telegram.token_env, "")
 
     async def run():
-        if not token:
-            return await notifier.notify(before)
-        from telegram.error import TelegramError
-        from bot.telegram import notice_bot
         try:
-            async with notice_bot(obj.settings, token) as bot:
-                return await notifier.notify(before, bot)
-        except TelegramError as exc:                  # the issue is in; only the notices could not go out
-            raise BulletinBotError(f"followers not told: the Telegram Bot API failed ({type(exc).__name__})") from None
+            if not token:
+                return await notifier.notify(before)
+            from telegram.error import TelegramError
+            from bot.channels.telegram import notice_bot
+            try:
+                async with notice_bot(obj.settings, token) as bot:
+                    return await notifier.notify(before, bot)
+            except TelegramError as exc:                  # the issue is in; only the notices could not go out
+                raise BulletinBotError(f"followers not told: the Telegram Bot API failed ({type(exc).__name__})") from None
+        finally:
+            engine.close()
     click.echo(asyncio.run(run()).line())
     if not token:
         click.echo(f"(Telegram followers not told: env {obj.settings.telegram.token_env} is not set)", err=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from bot.answer import Answer
+from bot.results import Answer
 from bot.question import content_terms
 
 FOLLOW_UP_STARTS = ("那", "这", "要", "能", "还", "可以", "怎么", "多少", "在哪", "什么时候", "哪里")

@@ -16,8 +16,8 @@ import openai
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
 
-from bot.answer import Answer, Source
-from settings import GenerationSettings
+from bot.results import Answer, Source
+from bot.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import sqlite_utils
 
-from bot.answer import Answer
+from bot.results import Answer
+from index.paths import QUERYLOG_DB, QUERYLOG_SALT
 
 
 def load_salt(data_dir: Path, env_name: str) -> bytes:
     """Return the salt from the env var named in config, else a random one kept in the data directory."""
     if env_name and os.environ.get(env_name):
         return os.environ[env_name].encode("utf-8")
-    path = Path(data_dir) / "querylog.salt"
+    path = Path(data_dir) / QUERYLOG_SALT
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -41,7 +42,7 @@ class QueryLog:
     def __init__(self, data_dir: Path, salt: bytes):
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         # one connection shared by worker threads (channels log from asyncio.to_thread); self._lock serialises it
-        self.db = sqlite_utils.Database(sqlite3.connect(Path(data_dir) / "querylog.db", check_same_thread=False))
+        self.db = sqlite_utils.Database(sqlite3.connect(Path(data_dir) / QUERYLOG_DB, check_same_thread=False))
         self.db.conn.execute("PRAGMA busy_timeout = 5000")
         self._salt = salt
         self._lock = threading.Lock()

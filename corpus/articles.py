@@ -15,7 +15,7 @@ from corpus.clean import UNIT_LINE, clean_text
 from corpus.dates import find_dates
 from corpus.models import Article, Issue
 from corpus.read import read_text
-from errors import BadBulletin
+from corpus.errors import BadBulletin
 
 _MASTHEAD = re.compile(
     r"^(?:南阳卫生健康体育动态|(?:\d{4}年)?第\d+期|(?:\S*办公室)?(?:\d{4}年\d{1,2}月\d{1,2}日)?"

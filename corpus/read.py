@@ -18,7 +18,7 @@ import unicodedata
 import zipfile
 from pathlib import Path
 
-from errors import BadBulletin
+from corpus.errors import BadBulletin
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | {".pdf", ".docx"}

@@ -26,11 +26,12 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from bot.follow.store import FOLLOWS_DB
-from errors import BadArchive, BulletinBotError
+from corpus.errors import BulletinBotError
+from index.errors import BadArchive
 from index import faults
-from index.generations import INDEX_FILES, Generations, fsync_dir
+from index.generations import Generations, fsync_dir
 from index.store import IndexStore, issue_hashes, sha256_file
+from index.paths import CURRENT, DB_FILE, INDEX_FILES, QUERYLOG_DB, QUERYLOG_SALT, SQLITE_FILES, VECTORS_DB
 
 FORMAT = 2                       # 2: backup.json first, with every member's size and SHA-256
 MANIFEST = "backup.json"
@@ -38,8 +39,7 @@ MAX_MEMBERS = 100_000
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_EXPANSION = 25               # unpacked bytes per archive byte (the data compresses 1-4x; a gzip bomb 1000x)
 MIN_UNPACKED_CAP = 64 << 20
-SQLITE_FILES = ("querylog.db", "vectors.db", FOLLOWS_DB)
-SINGLE_FILES = {name: name for name in (*SQLITE_FILES, "querylog.salt")}
+SINGLE_FILES = {name: name for name in (*SQLITE_FILES, QUERYLOG_SALT)}
 _CORPUS_NAME = re.compile(r"[\w\-][\w.\-]{0,199}", re.ASCII)
 
 
@@ -76,13 +76,13 @@ def backup(data_dir: Path, target: Path) -> dict:
         for name in SQLITE_FILES:
             if (data_dir / name).exists():
                 members[name] = _sqlite_copy(data_dir / name, Path(tmp))
-        if (data_dir / "querylog.salt").exists():
-            members["querylog.salt"] = data_dir / "querylog.salt"
+        if (data_dir / QUERYLOG_SALT).exists():
+            members[QUERYLOG_SALT] = data_dir / QUERYLOG_SALT
         summary = {"format": FORMAT, "created": dt.datetime.now().isoformat(timespec="seconds"),
                    "generation": current.name,
                    "bulletins": [n.split("/", 1)[1] for n in members if n.startswith("bulletins/")],
-                   "querylog": "querylog.db" in members, "vectors": "vectors.db" in members,
-                   "salt": "querylog.salt" in members,
+                   "querylog": QUERYLOG_DB in members, "vectors": VECTORS_DB in members,
+                   "salt": QUERYLOG_SALT in members,
                    "members": {n: {"size": p.stat().st_size, "sha256": sha256_file(p)} for n, p in members.items()}}
         partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
         try:
@@ -194,7 +194,7 @@ def _unpack(archive: Path, staging: Path, generation: Path) -> dict:
 
 def _check_staged(staging: Path, generation: Path, identity: dict) -> None:
     """Check the SQLite files, the index (settings and checksums) and that every indexed issue has its file."""
-    for db in [staging / n for n in SQLITE_FILES] + [generation / "bulletins.db"]:
+    for db in [staging / n for n in SQLITE_FILES] + [generation / DB_FILE]:
         if db.exists():
             conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
             try:
@@ -234,9 +234,9 @@ def restore(archive: Path, data_dir: Path, identity: dict, force: bool = False) 
         except (tarfile.TarError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError,
                 UnicodeDecodeError, zlib.error, gzip.BadGzipFile, sqlite3.Error) as exc:
             raise _refuse(archive, f"{type(exc).__name__}: {str(exc)[:160]}") from None
-        if (staging / "querylog.salt").exists():
-            os.chmod(staging / "querylog.salt", 0o600)
-        os.symlink(generation.name, generation.parent / "current")
+        if (staging / QUERYLOG_SALT).exists():
+            os.chmod(staging / QUERYLOG_SALT, 0o600)
+        os.symlink(generation.name, generation.parent / CURRENT)
         _fsync_tree(staging)
         faults.point("restore.staged")
         aside = data_dir.with_name(f"{data_dir.name}.before-restore-{dt.datetime.now():%Y%m%d-%H%M%S}")
@@ -255,7 +255,7 @@ def restore(archive: Path, data_dir: Path, identity: dict, force: bool = False) 
         raise
     return {**summary, "generation": generation.name,        # what was restored, not what the archive claims
             "bulletins": sorted(n.split("/", 1)[1] for n in summary["members"] if n.startswith("bulletins/")),
-            "querylog": "querylog.db" in summary["members"]}
+            "querylog": QUERYLOG_DB in summary["members"]}
 
 
 def _exchange(a: Path, b: Path) -> None:

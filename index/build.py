@@ -17,14 +17,17 @@ from tqdm import tqdm
 
 from corpus.articles import load_issue
 from corpus.models import Issue
-from errors import BadBulletin, StorageError
+from corpus.errors import BadBulletin
+from index.errors import StorageError
 from index import faults
 from index.chunking import article_sentences, chunk_article, make_splitter
 from index.embedding import Embedder
 from index.generations import Generations, storage_error
-from index.store import FORMAT, MANIFEST_FILE, IndexStore, issue_hashes
+from index.paths import MANIFEST_FILE
+from index.store import FORMAT, IndexStore, issue_hashes
 from index.vectors import VectorCache
-from settings import Settings
+from index.settings import IndexSettings
+from index.paths import VECTORS_DB
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".txt", ".md", ".pdf", ".docx")
@@ -50,7 +53,7 @@ class IngestReport:
                 + [f"rejected  {n}: {why}" for n, why in self.rejected])
 
 
-def index_identity(settings: Settings, embedder: Embedder) -> dict:
+def index_identity(settings: IndexSettings, embedder: Embedder) -> dict:
     """Return what an index records about what built it."""
     return {"embedding": embedder.identity,
             "chunking": {"size": settings.chunking.size, "overlap": settings.chunking.overlap}}
@@ -62,18 +65,18 @@ def bundled_bulletins() -> list[Path]:
     return sorted(Path(str(p)) for p in folder.iterdir() if Path(str(p)).suffix.lower() in SUFFIXES)
 
 
-def _max_bytes(settings: Settings) -> int:
+def _max_bytes(settings: IndexSettings) -> int:
     return int(settings.data.max_file_mb * 1024 * 1024)
 
 
-def chunks_and_sentences(issue: Issue, settings: Settings) -> tuple[list, list]:
+def chunks_and_sentences(issue: Issue, settings: IndexSettings) -> tuple[list, list]:
     """Return what an issue puts in the index: its chunks and its articles' sentences."""
     splitter = make_splitter(settings.chunking)
     chunks = [c for a in issue.articles for c in chunk_article(a, issue.key, issue.date, splitter)]
     return chunks, [s for a in issue.articles for s in article_sentences(a, issue.key)]
 
 
-def _load_all(files: list[Path], settings: Settings) -> dict[Path, Issue | None]:
+def _load_all(files: list[Path], settings: IndexSettings) -> dict[Path, Issue | None]:
     """Parse every corpus file; a file that is not a bulletin maps to None (and is logged)."""
     issues: dict[Path, Issue | None] = {}
     for file in files:
@@ -85,7 +88,7 @@ def _load_all(files: list[Path], settings: Settings) -> dict[Path, Issue | None]
     return issues
 
 
-def _embed_issues(issues: list[Issue], settings: Settings, embedder: Embedder, cache: VectorCache,
+def _embed_issues(issues: list[Issue], settings: IndexSettings, embedder: Embedder, cache: VectorCache,
                   progress: bool) -> list[tuple[list, np.ndarray]]:
     """Return each issue's chunks with their vectors, embedding all issues' passages in one pass (full
     batches, whatever the issue sizes). Sentence vectors go to the cache only: answers read them there."""
@@ -98,7 +101,7 @@ def _embed_issues(issues: list[Issue], settings: Settings, embedder: Embedder, c
     return out
 
 
-def build_index(settings: Settings, embedder: Embedder, progress: bool = False, wait: bool = True,
+def build_index(settings: IndexSettings, embedder: Embedder, progress: bool = False, wait: bool = True,
                 on_issue: Callable[[int, int, str], None] | None = None) -> Path:
     """Rebuild every issue of the corpus folder into a new generation and swap it in.
 
@@ -123,14 +126,14 @@ def _storage(data_dir: Path):
         raise
 
 
-def _build_locked(settings: Settings, embedder: Embedder, gens: Generations, progress: bool,
+def _build_locked(settings: IndexSettings, embedder: Embedder, gens: Generations, progress: bool,
                   on_issue: Callable[[int, int, str], None] | None = None) -> Path:
     files = sorted(p for p in gens.corpus_dir.glob("*") if p.suffix.lower() in SUFFIXES)
     path = gens.new()
     try:
         store = IndexStore(path, index_identity(settings, embedder), create=True,
                            vector_settings=settings.vector_index)
-        cache = VectorCache(settings.data_dir / "vectors.db")
+        cache = VectorCache(settings.data_dir / VECTORS_DB)
         issues = _load_all(files, settings)
         faults.point("reindex.loaded")
         parsed = [file for file in files if issues[file] is not None]
@@ -154,7 +157,7 @@ def _build_locked(settings: Settings, embedder: Embedder, gens: Generations, pro
     return path
 
 
-def ensure_index(settings: Settings, embedder: Embedder, progress: bool = False,
+def ensure_index(settings: IndexSettings, embedder: Embedder, progress: bool = False,
                  say: Callable[[str], None] = log.warning) -> Path:
     """Return the served generation, first seeding the corpus folder with the bundled bulletins.
 
@@ -201,7 +204,7 @@ def _older_format(generation: Path) -> bool:
     return isinstance(built, int) and built < FORMAT
 
 
-def _classify(paths: list[Path], known_hashes: dict[str, str], settings: Settings,
+def _classify(paths: list[Path], known_hashes: dict[str, str], settings: IndexSettings,
               report: IngestReport) -> list[tuple[Path, Issue, bool]]:
     todo: dict[str, tuple[Path, Issue, bool]] = {}
     for path in paths:
@@ -218,7 +221,7 @@ def _classify(paths: list[Path], known_hashes: dict[str, str], settings: Setting
     return list(todo.values())
 
 
-def ingest_files(settings: Settings, embedder: Embedder, paths: list[Path], progress: bool = False,
+def ingest_files(settings: IndexSettings, embedder: Embedder, paths: list[Path], progress: bool = False,
                  wait: bool = False) -> IngestReport:
     """Add new issues and replace changed ones; copy their files into the corpus folder."""
     ensure_index(settings, embedder, progress)
@@ -231,7 +234,7 @@ def ingest_files(settings: Settings, embedder: Embedder, paths: list[Path], prog
             return report
         path = gens.new()
         try:
-            cache = VectorCache(settings.data_dir / "vectors.db")
+            cache = VectorCache(settings.data_dir / VECTORS_DB)
             copied = gens.start_copy(path)                # the copy runs while the new text is embedded
             try:
                 embedded = _embed_issues([issue for _, issue, _ in todo], settings, embedder, cache, progress)

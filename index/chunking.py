@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from corpus.models import Article
-from settings import ChunkingSettings
+from index.settings import ChunkingSettings
 
 # Paragraph, then sentence ends, then clause marks: a chunk never ends mid-sentence unless a
 # sentence alone is longer than the chunk size.

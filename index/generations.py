@@ -30,11 +30,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from errors import IndexBusy, IndexCorrupt, StorageError
+from index.errors import IndexBusy, IndexCorrupt, StorageError
 from index import faults
+from index.paths import CORPUS_DIR, CURRENT, INDEX_DIR, INDEX_FILES, MANIFEST_FILE, PREVIOUS
 
 CORPUS_JOURNAL, CORPUS_STAGED = "corpus.json", "corpus"     # in a generation: what its swap does to the corpus
-INDEX_FILES = ("bulletins.db", "vectors.faiss", "manifest.json")   # what a generation is made of
 
 
 class Generations:
@@ -42,12 +42,12 @@ class Generations:
 
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
-        self.root = self.data_dir / "index"
-        self.corpus_dir = self.data_dir / "bulletins"
+        self.root = self.data_dir / INDEX_DIR
+        self.corpus_dir = self.data_dir / CORPUS_DIR
 
     @property
     def pointer(self) -> Path:
-        return self.root / "current"
+        return self.root / CURRENT
 
     def current(self) -> Path | None:
         """Return the served generation directory, or None before the first build."""
@@ -55,7 +55,7 @@ class Generations:
 
     def previous(self) -> Path | None:
         """Return the generation served before the current one (None if there is none)."""
-        return self._target(self.root / "previous")
+        return self._target(self.root / PREVIOUS)
 
     def _target(self, link: Path) -> Path | None:
         try:
@@ -82,7 +82,7 @@ class Generations:
         """
         served = self.current()
         try:
-            digests = json.loads((served / "manifest.json").read_text(encoding="utf-8")).get("files", {})
+            digests = json.loads((served / MANIFEST_FILE).read_text(encoding="utf-8")).get("files", {})
         except (OSError, ValueError):
             digests = {}                                 # IndexStore reports the missing manifest on open
         # each copy is checked against the served manifest's checksum as it is made (sha256sum of the copy):
@@ -162,9 +162,9 @@ class Generations:
         fsync_dir(path)
         served = self.current()
         if served is not None and served != path:
-            self._link("previous", served)
+            self._link(PREVIOUS, served)
         faults.point("swap.before")
-        self._link("current", path)
+        self._link(CURRENT, path)
         faults.point("swap.after")
         self.settle()
         self.prune()

@@ -14,7 +14,7 @@ from corpus.dates import TimeRange
 from index.embedding import Embedder
 from index.keywords import query_terms
 from index.store import IndexStore, StoredArticle
-from settings import RetrievalSettings
+from index.settings import RetrievalSettings
 
 RECENT_DAYS = 120          # a vague "最近" prefers articles of about the last four months
 

@@ -16,13 +16,13 @@ import numpy as np
 import sqlite_utils
 
 from corpus.models import Article, Issue
-from errors import IndexCorrupt, IndexMismatch
+from index.errors import IndexCorrupt, IndexMismatch
 from index import faults
 from index.chunking import Chunk
 from index.keywords import fts_query, tokenize
-from settings import VectorIndexSettings
+from index.paths import DB_FILE, FAISS_FILE, MANIFEST_FILE
+from index.settings import VectorIndexSettings
 
-DB_FILE, FAISS_FILE, MANIFEST_FILE = "bulletins.db", "vectors.faiss", "manifest.json"
 FORMAT = 3                   # 2: sentence vectors in the shared vector cache; 3: dead_vectors
 
 
@@ -196,6 +196,7 @@ class IndexStore:
                 self.db.conn.close()
                 raise IndexCorrupt(f"索引文件损坏：{self.path / FAISS_FILE}；请运行 bulletin-bot reindex") from None
         self._articles: dict[int, StoredArticle] = {}
+        self._articles_lock = threading.Lock()
         self._chunk_count: int | None = None
         self._document_counts: dict[str, int] = {}
         try:
@@ -238,7 +239,7 @@ class IndexStore:
         self.db.execute("DELETE FROM chunks WHERE article_id IN (SELECT id FROM articles WHERE issue_key = ?)", [key])
         self.db.execute("DELETE FROM articles WHERE issue_key = ?", [key])
         self.db.execute("DELETE FROM issues WHERE key = ?", [key])
-        self._articles.clear()
+        self._articles = {}
         self._chunk_count = None
         self._document_counts.clear()
         return removed
@@ -269,7 +270,7 @@ class IndexStore:
         if chunk_ids:
             self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
                                       np.asarray(chunk_ids, dtype=np.int64))
-        self._articles.clear()
+        self._articles = {}
         self._chunk_count = None
         self._document_counts.clear()
 
@@ -381,16 +382,23 @@ class IndexStore:
         return {r[0]: {"article_id": r[1], "text": r[2]} for r in rows}
 
     def all_articles(self) -> dict[int, StoredArticle]:
-        """Return every article with its issue date, cached until the next write."""
-        if not self._articles:
-            rows = self.db.execute(
-                "SELECT a.id, a.issue_key, i.date, a.position, a.title, a.body, a.unit, a.event_dates "
-                "FROM articles a JOIN issues i ON i.key = a.issue_key ORDER BY i.date, a.position")
-            for r in rows:
-                self._articles[r[0]] = StoredArticle(
-                    r[0], r[1], dt.date.fromisoformat(r[2]), r[3], r[4], r[5], r[6],
-                    tuple(dt.date.fromisoformat(d) for d in json.loads(r[7])))
-        return self._articles
+        """Return every article with its issue date, cached until the next write.
+
+        The map is filled whole under a lock and only then published: a reader on another thread sees
+        either no cache (and waits for it) or the complete map, never a partial one.
+        """
+        articles = self._articles
+        if articles:
+            return articles
+        with self._articles_lock:
+            if not self._articles:
+                rows = self.db.execute(
+                    "SELECT a.id, a.issue_key, i.date, a.position, a.title, a.body, a.unit, a.event_dates "
+                    "FROM articles a JOIN issues i ON i.key = a.issue_key ORDER BY i.date, a.position")
+                self._articles = {r[0]: StoredArticle(r[0], r[1], dt.date.fromisoformat(r[2]), r[3], r[4], r[5], r[6],
+                                                      tuple(dt.date.fromisoformat(d) for d in json.loads(r[7])))
+                                  for r in rows}
+            return self._articles
 
     def issues(self) -> list[dict]:
         """Return the indexed issues, newest first."""

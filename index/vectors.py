@@ -17,7 +17,7 @@ from typing import Protocol, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from errors import StorageError
+from index.errors import StorageError
 from index.chunking import Sentence, article_sentences
 from index.embedding import Embedder
 

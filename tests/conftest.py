@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import Settings, replace
+from bot.settings import Settings, replace
 
 REPO = Path(__file__).resolve().parent.parent
 BULLETINS = REPO / "corpus" / "bulletins"
@@ -21,6 +21,12 @@ def dev_set() -> Path:
     if not DEV_SET.is_file():
         pytest.skip(f"{DEV_SET} is absent (a plain clone has no ../shared); tests/data/questions.jsonl covers it")
     return DEV_SET
+
+
+def engine_for(settings: Settings, answerer, querylog=None):
+    """An engine over an answerer already loaded (the session's), answering on one worker thread."""
+    from bot.engine import Engine
+    return Engine(settings, answerer=answerer, querylog=querylog, workers=1)
 
 
 def settings_for(data_dir: Path, **sections) -> Settings:

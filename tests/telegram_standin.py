@@ -334,14 +334,16 @@ class BotThread:
     """Run ``run_telegram`` in its own event loop in a thread; cancel it on exit, as Ctrl-C would."""
 
     def __init__(self, settings, answerer, querylog, token):
-        self.args = (settings, answerer, querylog, token)
+        from bot.engine import Engine
+        self.engine = Engine(settings, answerer=answerer, querylog=querylog, workers=1)
+        self.args = (settings, self.engine, token)
         self.loop = asyncio.new_event_loop()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._main, name="telegram-bot", daemon=True)
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
-        from bot.telegram import run_telegram
+        from bot.channels.telegram import run_telegram
         self.task = self.loop.create_task(run_telegram(*self.args))
         try:
             self.loop.run_until_complete(self.task)

@@ -162,7 +162,7 @@ def test_latest_issue_lists_its_articles(answerer):
 
 def test_reference_day_comes_from_option_env_or_config(monkeypatch):
     import datetime as dt
-    from settings import Settings, reference_day, replace
+    from bot.settings import Settings, reference_day, replace
     monkeypatch.setenv("BULLETIN_BOT_TODAY", "2025-01-02")
     assert reference_day(Settings()) == dt.date(2025, 1, 2)
     assert reference_day(Settings(), "2024-05-06") == dt.date(2024, 5, 6)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.archive_fuzz import fuzz, siblings, tree
+from bot.measure.archive_fuzz import fuzz, siblings, tree
 from bot.querylog import load_salt
-from errors import BulletinBotError
+from corpus.errors import BulletinBotError
 from index.archive import backup, restore
 from index.build import index_identity
 from index.generations import Generations
@@ -159,7 +159,7 @@ def test_backup_carries_the_query_log_salt_and_restore_puts_it_back(data_dir, ar
 
 
 def test_bit_flips_across_a_backup_reproduce_it_or_are_refused(data_dir, archive, embedder, tmp_path):
-    """A quick sample of bench/archive_fuzz.py (which runs >= 200 flips)."""
+    """A quick sample of bot/measure/archive_fuzz.py (which runs >= 200 flips)."""
     counts = fuzz(archive, data_dir, tmp_path / "fuzz", _identity(embedder, data_dir), flips=16, seed=3) \
         if (tmp_path / "fuzz").mkdir() is None else None
     assert counts["bad"] == 0, counts["findings"]

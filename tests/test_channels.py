@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from bot import replies
-from bot.channels import ChannelStates, backoff
+from bot.channels.states import ChannelStates, backoff
 from bot.querylog import QueryLog
-from bot.web import build_app
-from tests.conftest import settings_for
+from bot.channels.web import build_app
+from tests.conftest import engine_for, settings_for
 from tests.telegram_standin import BotApiStandIn
 from tests.test_wechat import APP_ID, BLOOD, OPENID, SECRET, WeChatServers, text_xml
 from tests.test_wechat import TOKEN as WECHAT_TOKEN
@@ -26,7 +26,7 @@ TOKEN_ENV = "BULLETIN_BOT_TELEGRAM_TOKEN"
 
 
 class ServeThread:
-    """Run `bot.serve.serve` in its own event loop in a thread; cancel it on exit, as Ctrl-C would."""
+    """Run `bot.channels.serve.serve` in its own event loop in a thread; cancel it on exit, as Ctrl-C would."""
 
     def __init__(self, settings, answerer):
         self.error: BaseException | None = None
@@ -36,10 +36,11 @@ class ServeThread:
         self.url = f"http://127.0.0.1:{settings.web.port}"
 
     async def _serve(self) -> None:
-        from bot.serve import serve
+        from bot.channels.serve import serve
         self.loop, self.task = asyncio.get_running_loop(), asyncio.current_task()
         self.running.set()
-        await serve(self.settings, self.answerer)
+        from tests.conftest import engine_for
+        await serve(self.settings, engine_for(self.settings, self.answerer))
 
     def _main(self) -> None:
         try:
@@ -152,7 +153,7 @@ def test_wechat_late_answer_waits_out_an_unreachable_api_then_arrives(built_data
               "reply_budget_s": 0.01, "send_attempts": 20, "retry_max_s": 0.3}
     channels = ChannelStates()
     querylog = QueryLog(tmp_path / "log", b"test-salt")
-    app = build_app(settings_for(built_data_dir, wechat=wechat), answerer, querylog, channels)
+    app = build_app(settings_for(built_data_dir, wechat=wechat), engine_for(settings_for(built_data_dir, wechat=wechat), answerer, querylog), channels)
     with serve_app(app) as url:
         servers = WeChatServers(url, "/wechat", None, querylog, safe=False)
         assert servers.send(text_xml(BLOOD, 7101)) == replies.WECHAT_WORKING

@@ -111,7 +111,7 @@ def test_bench_prints_cold_start_and_latency(built_data_dir):
 
 
 def test_relative_data_dir_is_taken_from_the_config_folder_never_the_cwd(tmp_path, monkeypatch):
-    from settings import DATA_DIR_ENV, PROJECT_CONFIG, find_config, load_settings
+    from bot.settings import DATA_DIR_ENV, PROJECT_CONFIG, find_config, load_settings
     folder, elsewhere = tmp_path / "deploy", tmp_path / "elsewhere"
     folder.mkdir(), elsewhere.mkdir()
     (folder / "config.toml").write_text('[data]\ndir = "store"\n', encoding="utf-8")

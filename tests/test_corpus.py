@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 from corpus import clean_text, load_issue, parse_issue, read_text, split_articles
 from corpus.clean import display_width
 from corpus.dates import find_dates, parse_time_range
-from errors import BadBulletin
+from corpus.errors import BadBulletin
 
 BULLETINS = Path(__file__).resolve().parent.parent / "corpus" / "bulletins"
 USERDICT = BULLETINS.parent / "userdict.txt"

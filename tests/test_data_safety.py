@@ -20,17 +20,18 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from bench.kill_anywhere import OLD_FACT, make_inputs, run as kill_anywhere, state
+from bot.measure.kill_anywhere import OLD_FACT, make_inputs, run as kill_anywhere, state
 from bot import replies
 from bot.querylog import QueryLog
-from bot.web import build_app
+from bot.channels.web import build_app
 from corpus import read
-from errors import BadBulletin, StorageError
+from corpus.errors import BadBulletin
+from index.errors import StorageError
 from index.build import index_identity, ingest_files
 from index.generations import Generations
 from index.store import FAISS_FILE, IndexStore
 from index.vectors import VectorCache
-from tests.conftest import BULLETINS, REPO, TODAY, settings_for
+from tests.conftest import engine_for, BULLETINS, REPO, TODAY, settings_for
 from tests.test_wechat import OPENID, TOKEN, WeChatServers, text_xml
 from tests.wechat_standin import serve_app
 
@@ -66,7 +67,7 @@ def test_a_kill_while_an_ingest_replaces_an_issue_leaves_corpus_and_index_agreei
 
 
 def test_kill_anywhere_sample(built_data_dir, embedder, tmp_path):
-    """A quick sample of bench/kill_anywhere.py (which kills at >= 50 points): inside save, after the swap
+    """A quick sample of bot/measure/kill_anywhere.py (which kills at >= 50 points): inside save, after the swap
     before the corpus is settled, and between the two halves of a restore."""
     template = tmp_path / "template"
     shutil.copytree(built_data_dir, template, symlinks=True)
@@ -96,7 +97,7 @@ def served(data_dir, embedder, tmp_path):
     """The web app over a private data directory; yields (http client, data_dir)."""
     from bot.answer import Answerer
     answerer = Answerer(settings_for(data_dir), embedder, today=TODAY)
-    with serve_app(build_app(settings_for(data_dir), answerer, QueryLog(tmp_path / "log", b"s"))) as url, \
+    with serve_app(build_app(settings_for(data_dir), engine_for(settings_for(data_dir), answerer, QueryLog(tmp_path / "log", b"s")))) as url, \
             httpx.Client(base_url=url, timeout=60) as http:
         assert http.get("/healthz").status_code == 200
         yield http, data_dir
@@ -173,8 +174,8 @@ def test_a_docx_is_parsed_in_a_child_with_a_time_limit(tmp_path, monkeypatch):
 @pytest.fixture
 def bare_wechat(monkeypatch):
     """A WeChat channel whose answers are given by the test (here: a bulletin sentence holding "]]>")."""
-    from bot.wechat import WeChatChannel
-    from settings import WeChatSettings
+    from bot.channels.wechat import WeChatChannel
+    from bot.settings import WeChatSettings
     answers = {}
 
     async def ask(question, user):
@@ -264,7 +265,7 @@ def test_upload_names_too_long_or_with_nul_get_a_reason(data_dir, embedder, tmp_
 
 # -- the full harnesses (minutes): `pytest -m slow` ---------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("harness", ["archive_fuzz.py", "kill_anywhere.py"])
+@pytest.mark.parametrize("harness", ["archive_fuzz", "kill_anywhere"])
 def test_full_harness(harness):
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / harness)], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", f"bot.measure.{harness}"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

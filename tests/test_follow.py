@@ -17,17 +17,18 @@ import pytest
 
 from bot import replies
 from bot.answer import Answerer
-from bot.follow.commands import Following, wechat_command
+from bot.follow.commands import Following
+from bot.channels.wechat import wechat_command
 from bot.follow.match import TopicMatcher, question_topic
-from bot.follow.notify import Notifier
+from bot.channels.notify import Notifier
 from bot.follow.store import FOLLOWS_DB, FollowStore
 from bot.querylog import QueryLog
-from bot.web import build_app
-from errors import ConfigError
+from bot.channels.web import build_app
+from corpus.errors import ConfigError
 from index.archive import backup, restore
 from index.build import index_identity, ingest_files
-from settings import FollowSettings, parse_settings, replace
-from tests.conftest import REPO, TODAY, settings_for
+from bot.settings import FollowSettings, parse_settings, replace
+from tests.conftest import engine_for, REPO, TODAY, settings_for
 from tests.test_telegram import ADMIN, BLOOD, ask, buttons, new_user, shown, telegram_bot
 from tests.test_wechat import APP_ID, ENV, OPENID, SECRET, TOKEN, WeChatServers, text_xml
 from tests.wechat_standin import WeChatStandIn, serve_app
@@ -167,7 +168,7 @@ def test_matcher_takes_the_drive_not_the_union_event_and_honours_places(issue_an
 
 def test_feeds_parse_and_list_matching_articles_newest_first(issue_data_dir, issue_answerer, tmp_path):
     settings = settings_for(issue_data_dir, follow={"feed_entries": 20})
-    app = build_app(settings, issue_answerer, QueryLog(tmp_path / "log", b"salt"))
+    app = build_app(settings, engine_for(settings, issue_answerer, QueryLog(tmp_path / "log", b"salt")))
     with serve_app(app) as url, httpx.Client(base_url=url, timeout=60) as http:
         response = http.get("/feed.xml", params={"q": "献血"})
         assert response.status_code == 200 and response.headers["content-type"].startswith("application/atom+xml")
@@ -212,7 +213,7 @@ def wechat_follow(data_dir, embedder, tmp_path, monkeypatch):
                                 follow={"wechat_template_id": template, "public_url": "https://bulletin.example.org"})
         answerer = Answerer(settings, embedder, today=TODAY)
         querylog = QueryLog(tmp_path / "log", b"test-salt")
-        url = stack.enter_context(serve_app(build_app(settings, answerer, querylog)))
+        url = stack.enter_context(serve_app(build_app(settings, engine_for(settings, answerer, querylog))))
         servers = stack.enter_context(contextlib.closing(WeChatServers(url, settings.wechat.path, standin, querylog,
                                                                        safe=False)))
         return servers, settings, answerer, querylog
@@ -228,9 +229,9 @@ def test_wechat_follow_sends_a_template_message_for_a_new_issue(wechat_follow, e
     assert servers.send(text_xml("我的关注", 9002)) == "\n".join([replies.FOLLOWING_HEADER, "1. 献血"])
     assert "21200" in servers.send(text_xml(BLOOD, 9003))                 # questions are still answered
 
-    notifier = Notifier(settings, TopicMatcher(answerer), FollowStore(settings.data_dir, querylog.user_hash,
-                                                                     settings.follow))
-    before = notifier.snapshot()                                         # what `bulletin-bot ingest` does
+    engine = engine_for(settings, answerer, querylog)
+    notifier = Notifier(settings, engine)
+    before = engine.snapshot()                                           # what `bulletin-bot ingest` does
     assert ingest_files(settings, embedder, [ISSUE]).added
     delivery = asyncio.run(notifier.notify(before))
     assert (delivery.sent, delivery.dropped, delivery.failed) == (1, 0, 0)
@@ -256,10 +257,10 @@ def test_wechat_follow_without_a_template_points_to_the_feed(wechat_follow):
 def test_cli_ingest_tells_telegram_followers(data_dir, tmp_path, monkeypatch):
     from click.testing import CliRunner
     from bot.cli import cli
-    from bot.serve import make_querylog
+    from bot.engine import Engine
     from tests.telegram_standin import BotApiStandIn
     from tests.test_telegram import TOKEN as TG_TOKEN
-    store = FollowStore(data_dir, make_querylog(settings_for(data_dir)).user_hash, FollowSettings())
+    store = FollowStore(data_dir, Engine(settings_for(data_dir), workers=1).user_hash, FollowSettings())
     assert store.add("telegram", 5150, 5150, "献血") and store.add("telegram", 5151, 5151, "乒乓球")
     with BotApiStandIn(TG_TOKEN) as api:
         config = tmp_path / "bot.toml"
@@ -304,7 +305,7 @@ def test_follow_eval_precision_and_recall_on_the_labelled_topics(issue_data_dir)
 
 @pytest.mark.slow
 def test_follow_notify_benchmark_loses_nothing_within_the_flood_limit(built_data_dir):
-    out = subprocess.run([sys.executable, str(REPO / "bench" / "follow_notify.py"), "--data-dir", str(built_data_dir)],
+    out = subprocess.run([sys.executable, "-m", "bot.measure.follow_notify", "--data-dir", str(built_data_dir)],
                          capture_output=True, text=True, cwd=REPO, timeout=1200)
     assert out.returncode == 0, out.stderr
     figures = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
@@ -316,15 +317,16 @@ def test_notices_refused_by_the_flood_limit_are_sent_again_not_lost(tmp_path):
     """A bot without PTB's limiter meets Telegram's 429 at once: every notice still arrives, once."""
     from telegram import Bot
 
-    from bot.follow.notify import Notice, send_telegram
+    from bot.channels.notify import Notice, send_telegram
+    from bot.engine import Engine
     from tests.telegram_standin import BotApiStandIn
-    store = FollowStore(tmp_path, lambda channel, user: f"k-{user}", FollowSettings())
+    engine = Engine(settings_for(tmp_path), workers=1)
     chats = list(range(9100, 9112))
     notices = [Notice(f"k-{chat}", "telegram", str(chat), "2025-08-05", ["献血"]) for chat in chats]
     with BotApiStandIn("5550009999:AAH-flood-test", messages_per_s=4) as api:
         async def run():
             async with Bot("5550009999:AAH-flood-test", base_url=api.base_url) as bot:
-                return await send_telegram(bot, store, notices)
+                return await send_telegram(bot, engine, notices)
         delivery = asyncio.run(run())
         accepted = [c for c in api.calls_of("sendMessage") if c.params["chat_id"] in chats]
     assert api.throttled > 0                              # the limit was met ...

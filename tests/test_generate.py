@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from bot.answer import Answer, Source
+from bot.results import Answer, Source
 from bot.generate import NOT_FOUND, SYSTEM_PROMPT, Generator, unsupported_numbers
-from settings import GenerationSettings
+from bot.settings import GenerationSettings
 from tests.openai_standin import running_standin
 
 KEY_ENV = "BULLETIN_BOT_TEST_LLM_KEY"

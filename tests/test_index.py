@@ -7,12 +7,14 @@ import os
 import numpy as np
 import pytest
 
-from errors import BadBulletin, IndexBusy, IndexCorrupt, IndexMismatch
+from corpus.errors import BadBulletin
+
+from index.errors import IndexBusy, IndexCorrupt, IndexMismatch
 from index.build import build_index, index_identity, ingest_files
 from index.generations import Generations
 from index.retrieval import BulletinRetriever, Retriever
 from index.store import MANIFEST_FILE, IndexStore
-from settings import Settings
+from bot.settings import Settings
 from tests.conftest import BULLETINS, settings_for
 
 EXPECTED_ARTICLES = {"2024-09-28": 8, "2025-06-04": 7, "2025-06-23": 10, "2025-07-15": 9, "2025-07-24": 8}

@@ -7,11 +7,11 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from bot.answer import Answer
+from bot.results import Answer
 from corpus.articles import parse_issue
 from corpus.clean import clean_text
 from corpus.dates import find_dates, parse_time_range
-from errors import BadBulletin
+from corpus.errors import BadBulletin
 
 # Arbitrary Unicode, weighted towards what bulletins and chat messages hold: CJK, digits, date words,
 # brackets, page markers, control characters and newlines.

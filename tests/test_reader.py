@@ -12,7 +12,7 @@ from bot.answer import Answerer
 from bot.reader.features import SENTENCE_FEATURES, named_places
 from bot.reader.model import LEAD_CHARS, ReaderModel, choose, lead_line
 from bot.reader.types import answer_types
-from errors import BulletinBotError
+from corpus.errors import BulletinBotError
 from tests.conftest import TODAY, settings_for
 
 # Per answer type: questions (several forms) that ask for it, sentences that show it, and ones that do not.

@@ -6,7 +6,7 @@ import re
 import tomllib
 
 from bot.cli import cli
-from settings import Settings, load_settings, replace
+from bot.settings import Settings, load_settings, replace
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.answer import Answer, Answerer
+from bot.answer import Answerer
+from bot.results import Answer
 from bot.querylog import QueryLog
-from errors import IndexBusy, IndexCorrupt
+from index.errors import IndexBusy, IndexCorrupt
 from index.archive import backup, restore
 from index.build import build_index, index_identity, ingest_files
 from index.generations import Generations
 from index.store import IndexStore
-from bench.kill_anywhere import state
+from bot.measure.kill_anywhere import state
 from tests.conftest import BULLETINS, REPO, TODAY, settings_for
 
 QUESTION = "市六院7月那次组织献血，一共献了多少毫升？"

@@ -14,7 +14,7 @@ from bot import replies
 from bot.answer import Answerer
 from bot.querylog import QueryLog
 from bot.followup import is_follow_up
-from bot.telegram_format import QuestionLimiter, split_html
+from bot.channels.telegram_format import QuestionLimiter, split_html
 from index.generations import Generations
 from tests.conftest import BULLETINS, TODAY, settings_for
 from tests.telegram_standin import BotApiStandIn, BotThread, visible_text
@@ -240,7 +240,7 @@ def test_error_handler_apologises_and_notifies_admins(api, caplog):
     assert shown(apology) == replies.TG_SORRY
     notice = api.wait_for("sendMessage", lambda p: p["chat_id"] == ADMIN["id"], after=mark)[0]
     assert shown(notice) == replies.TG_ADMIN_ERROR_NOTICE.format(error="BadRequest")
-    failed = [r for r in caplog.records if r.name == "bot.telegram_handlers" and r.levelno == logging.ERROR]
+    failed = [r for r in caplog.records if r.name == "bot.channels.telegram_handlers" and r.levelno == logging.ERROR]
     assert failed and failed[-1].exc_info is not None
 
 

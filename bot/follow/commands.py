@@ -6,30 +6,13 @@ already indexed ("no bulletin has matched it yet" is said, and the topic is kept
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from bot import replies
 from bot.follow.match import TopicMatcher, topic_words
 from bot.follow.store import FollowStore
-from settings import Settings
-
-
-_WECHAT_COMMAND = re.compile(rf"^(?:({replies.WECHAT_UNFOLLOW_COMMAND})|({replies.WECHAT_FOLLOW_COMMAND}))"
-                             rf"(?:[\s:：]+(.*))?$", re.S)
-
-
-def wechat_command(text: str) -> tuple[str, str] | None:
-    """Read a WeChat follow keyword: ("follow", topic), ("unfollow", number), ("following", ""); None for a
-    question (关注 must stand alone or be followed by a space or colon: 关注度 is a word of a question)."""
-    text = (text or "").strip()
-    if text == replies.WECHAT_FOLLOWING_COMMAND:
-        return "following", ""
-    match = _WECHAT_COMMAND.match(text)
-    if match is None:
-        return None
-    return ("unfollow" if match.group(1) else "follow"), (match.group(3) or "").strip()
+from bot.settings import Settings
 
 
 def feed_url(settings: Settings, topic: str | None = None) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.answer import Answerer, Source
+from bot.answer import Answerer
+from bot.results import Source
 from bot.question import GENERIC, Weights
 from bot.reader.features import build_evidence, named_places
 from bot.wording import normalize
@@ -19,7 +20,8 @@ from corpus.dates import TimeRange
 from index.keywords import query_terms
 from index.store import StoredArticle
 from index.vectors import SentenceVectors, VectorCache
-from settings import FollowSettings
+from bot.settings import FollowSettings
+from index.paths import VECTORS_DB
 
 TOPIC_QUESTION = "有没有{topic}的消息？"   # how a topic is asked, so the reader sees a question's shape
 MENTION_CAP = 4                           # occurrences of a term beyond this add nothing
@@ -73,7 +75,7 @@ class TopicMatcher:
     def __init__(self, answerer: Answerer, settings: FollowSettings | None = None):
         self.answerer = answerer
         self.settings = settings or answerer.settings.follow
-        self._sentences = SentenceVectors(VectorCache(answerer.settings.data_dir / "vectors.db"), answerer.embedder)
+        self._sentences = SentenceVectors(VectorCache(answerer.settings.data_dir / VECTORS_DB), answerer.embedder)
 
     def candidates(self, topic: str, among: set[int] | None = None, read_all: bool = True) -> list[Candidate]:
         """Return every retrieved article (only those ``among`` when given) with the figures that decide.

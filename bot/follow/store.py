@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from settings import FollowSettings
+from bot.settings import FollowSettings
+from index.paths import FOLLOWS_DB
 
-FOLLOWS_DB = "follows.db"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bot.evaluate import score_answer
+from bot.measure.evaluate import score_answer
 from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, reading_features
 from bot.reader.model import Logistic, ReaderModel, article_cover, below_floor, choose
 from bot.reader.types import answer_types
@@ -269,7 +269,7 @@ class Figures:
 
 def cross_validate(answerer, examples: list[Example], k: int = 5, progress: bool = True) -> dict[str, Figures]:
     """Fit on k-1 folds of articles, answer the questions of the held-out fold; figures per question set."""
-    from settings import replace
+    from bot.settings import replace
     fold = folds_of(examples, k)
     figures: dict[str, Figures] = {}
     saved_reader, saved_settings = answerer._reader, answerer.settings
@@ -291,7 +291,7 @@ def cross_validate(answerer, examples: list[Example], k: int = 5, progress: bool
 
 def rules_figures(answerer, examples: list[Example]) -> dict[str, Figures]:
     """The hand-set reader on the same questions (nothing fitted: no folds; its rules were grown on dev)."""
-    from settings import replace
+    from bot.settings import replace
     saved = answerer.settings
     figures: dict[str, Figures] = {}
     try:

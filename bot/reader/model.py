@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, Evidence, bigrams, reading_features
-from errors import BulletinBotError
+from corpus.errors import BulletinBotError
 
 LEAD_CHARS = 80               # the lead line: the answering sentence, or its clauses holding the answer
 MAX_SUPPORT = 2               # supporting quotes after the lead line

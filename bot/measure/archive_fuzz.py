@@ -1,7 +1,7 @@
 """Bit-flip fuzz of a backup archive: every restore must reproduce the original exactly or be refused
 (BadArchive: one line, exit 2 on the CLI) with the target left as it was.
 
-    .venv/bin/python bench/archive_fuzz.py [--flips 240] [--seed 12] [--cli 5]
+    .venv/bin/python -m bot.measure.archive_fuzz [--flips 240] [--seed 12] [--cli 5]
 
 Builds a data directory from the bundled bulletins (in a temporary folder), backs it up, then
 restores copies of the archive with one bit flipped each (positions spread over the whole archive,
@@ -20,10 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[2]
 
-from errors import BadArchive  # noqa: E402
+from index.errors import BadArchive  # noqa: E402
 from index.archive import restore  # noqa: E402
 
 
@@ -108,7 +107,7 @@ def main() -> None:
     from index.archive import backup
     from index.build import ensure_index, index_identity
     from index.embedding import Embedder
-    from settings import Settings, replace
+    from bot.settings import Settings, replace
 
     with tempfile.TemporaryDirectory(prefix="archive-fuzz-") as tmp:
         tmp = Path(tmp)

@@ -22,10 +22,7 @@ import json
 import logging
 import os
 import string
-import time
 import traceback
-from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
@@ -39,79 +36,51 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot import replies
-from bot.answer import Answer, Answerer
-from bot.channels import ChannelStates
-from bot.follow.feed import atom_feed
-from bot.follow.commands import Following, feed_url, wechat_command
-from bot.follow.match import TopicMatcher, question_topic, topic_words
-from bot.follow.store import FollowStore
-from bot.querylog import QueryLog
-from errors import BulletinBotError, ConfigError, IndexBusy, IndexCorrupt, IndexMismatch
-from index.store import GenerationHealth, index_errors
-from settings import Settings
+from bot.channels.http import read_body
+from bot.channels.states import ChannelStates
+from bot.engine import BulletinBotError, ConfigError, Engine, IndexBusy, IndexCorrupt, IndexMismatch
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 MAX_K = 50
 WECHAT = "wechat"
-KEPT_FEEDS = 256                   # feeds kept made (per generation, topic and base URL)
 SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:",
                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
-class AnswerRunner:
-    """Run the answerer and index reads on one worker thread, so SQLite and the model see one caller at a time."""
+class _Asker:
+    """What the web API and WeChat call to answer: the engine's workers, with the question logged."""
 
-    def __init__(self, answerer: Answerer, querylog: QueryLog):
-        self.answerer = answerer
-        self.querylog = querylog
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answer")
-
-    def run(self, fn, *args) -> asyncio.Future:
-        """Run fn(*args) on the worker thread (a damaged served database is IndexCorrupt: a 503, never a 500)."""
-        return asyncio.get_running_loop().run_in_executor(self._pool, index_errors(fn), *args)
-
-    async def ask(self, question: str, *, channel: str, user_id: object, k: int | None = None) -> Answer:
-        """Answer a question on the worker thread and log it (user id salted and hashed by the log)."""
-        def answer_and_log() -> Answer:
-            started = time.perf_counter()
-            answer = self.answerer.answer(question, k=k)
-            self.querylog.record(channel=channel, user_id=user_id, chat_type="private", question=question,
-                                 answer=answer, latency_ms=(time.perf_counter() - started) * 1000)
-            return answer
-        return await self.run(answer_and_log)
+    def __init__(self, engine: Engine):
+        self.engine = engine
 
     async def ask_text(self, question: str, user_id: str, channel: str = "wechat") -> str:
         """Return the answer text, or a short apology; never raise (a channel reply must go out)."""
         try:
-            return (await self.ask(question, channel=channel, user_id=user_id)).text
+            return (await self.engine.ask(question, channel=channel, user_id=user_id)).answer.text
         except BulletinBotError as exc:
             return exc.user_message
         except Exception:
             log.exception("answering failed")
             return replies.SORRY
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
-
-def build_app(settings: Settings, answerer: Answerer, querylog: QueryLog,
-              channels: ChannelStates | None = None) -> Starlette:
+def build_app(settings: Settings, engine: Engine, channels: ChannelStates | None = None) -> Starlette:
     """Return the ASGI app: the web page and API if [web] is enabled, the WeChat webhook if [wechat] is.
 
     ``channels`` is the state of every channel of the process, reported by /healthz.
     """
-    runner = AnswerRunner(answerer, querylog)
     channels = channels if channels is not None else ChannelStates()
-    api = _Api(settings, runner, channels)
+    api = _Api(settings, engine, channels)
     routes = [Route("/healthz", api.healthz)]
     if settings.web.enabled:
         routes += [Route("/", api.page), Route("/api/ask", api.ask, methods=["POST"]),
                    Route("/api/issues", api.issues), Route("/api/article", api.article), Route("/feed.xml", api.feed),
                    Mount("/static", StaticFiles(directory=STATIC), name="static")]
         channels.set("web", "running")
-    wechat = _wechat_channel(settings, runner, channels) if settings.wechat.enabled else None
+    wechat = _wechat_channel(settings, engine, channels) if settings.wechat.enabled else None
     if wechat is not None:
         routes.append(Route(settings.wechat.path, wechat.endpoint, methods=["GET", "POST"]))
         channels.set("wechat", "running")
@@ -121,17 +90,16 @@ def build_app(settings: Settings, answerer: Answerer, querylog: QueryLog,
         yield
         if wechat is not None:
             await wechat.close()
-        runner.close()
 
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(ServerErrors)],
                     exception_handlers={HTTPException: _http_error, BulletinBotError: _bot_error})
-    app.state.runner = runner
+    app.state.engine = engine
     return app
 
 
-def _wechat_channel(settings: Settings, runner: AnswerRunner, channels: ChannelStates):
+def _wechat_channel(settings: Settings, engine: Engine, channels: ChannelStates):
     """Return the WeChat channel with its secrets read from the environment variables config names."""
-    from bot.wechat import WeChatChannel
+    from bot.channels.wechat import WeChatChannel
     cfg = settings.wechat
     token = os.environ.get(cfg.token_env, "")
     if not token:
@@ -145,15 +113,14 @@ def _wechat_channel(settings: Settings, runner: AnswerRunner, channels: ChannelS
     if not (cfg.app_id and secret):
         log.warning("wechat: no app_id or %s: late answers wait for 「更多」 instead of a customer-service message",
                     cfg.app_secret_env)
-    return WeChatChannel(cfg, runner.ask_text, token=token, aes_key=aes_key, app_secret=secret,
+    return WeChatChannel(cfg, _Asker(engine).ask_text, token=token, aes_key=aes_key, app_secret=secret,
                          max_body_bytes=settings.web.max_body_bytes, states=channels,
-                         command=_wechat_follow(settings, runner))
+                         command=_wechat_follow(settings, engine))
 
 
-def _wechat_follow(settings: Settings, runner: AnswerRunner):
+def _wechat_follow(settings: Settings, engine: Engine):
     """Return the coroutine function answering 关注 / 取消关注 / 我的关注 (None for anything else)."""
-    store = FollowStore(settings.data_dir, runner.querylog.user_hash, settings.follow)
-    following = Following(settings, store, TopicMatcher(runner.answerer))
+    from bot.channels.wechat import wechat_command
 
     async def command(text: str, user: str) -> str | None:
         parsed = wechat_command(text)
@@ -161,29 +128,27 @@ def _wechat_follow(settings: Settings, runner: AnswerRunner):
             return None
         verb, argument = parsed
         if verb == "following":
-            return await runner.run(following.following, WECHAT, user)
+            return await engine.io(engine.following, WECHAT, user)
         if verb == "unfollow":
-            return await runner.run(following.unfollow, WECHAT, user, argument)
-        reply = await runner.run(following.follow, WECHAT, user, user, argument)
+            return await engine.io(engine.unfollow, WECHAT, user, argument)
+        reply = await engine.io(engine.follow, WECHAT, user, user, argument)
         if not reply.added:
             return reply.text
         return reply.text + "\n" + (replies.WECHAT_FOLLOW_FOOTER if settings.follow.wechat_template_id else
-                                    replies.FOLLOW_FEED.format(url=feed_url(settings, reply.added)))
+                                    replies.FOLLOW_FEED.format(url=engine.feed_url(reply.added)))
     return command
 
 
 class _Api:
-    """The web page and the HTTP API endpoints."""
+    """The web page and the HTTP API endpoints. Answers wait for a worker; everything else runs on the
+    engine's I/O threads, so /healthz, /api/issues and the page never wait behind answers."""
 
-    def __init__(self, settings: Settings, runner: AnswerRunner, channels: ChannelStates):
+    def __init__(self, settings: Settings, engine: Engine, channels: ChannelStates):
         self.limits = settings.web
-        self.runner = runner
+        self.engine = engine
         self.channels = channels
         self._page = _render_page(settings)
-        self.health = GenerationHealth()
         self.follow = settings.follow
-        self._matcher = None
-        self._feeds: OrderedDict[tuple, bytes] = OrderedDict()
 
     async def page(self, request: Request) -> Response:
         return HTMLResponse(self._page, headers=SECURITY_HEADERS)
@@ -210,11 +175,13 @@ class _Api:
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K):
             raise HTTPException(400, replies.API_BAD_K)
         client = request.client.host if request.client else "-"
-        answer = await self.runner.ask(question, channel="web", user_id=client, k=k)
-        return JSONResponse(answer.to_json(question))
+        asked = await self.engine.ask(question, channel="web", user_id=client, k=k, gone=request.is_disconnected)
+        if asked is None:                        # the client went away while the question waited: nobody to tell
+            return Response(status_code=499)
+        return JSONResponse(asked.answer.to_json(question))
 
     async def issues(self, request: Request) -> Response:
-        rows = await self.runner.run(lambda: self.runner.answerer.store.issues())
+        rows = await self.engine.io(self.engine.issues)
         keys = ("key", "date", "number", "source_name", "articles", "ingested_at")
         return JSONResponse({"issues": [{k: row[k] for k in keys} for row in rows]})
 
@@ -223,11 +190,7 @@ class _Api:
         date, title = request.query_params.get("date", ""), request.query_params.get("title", "")
         if not (title and _iso_date(date)):
             raise HTTPException(400, replies.API_ARTICLE_PARAMS)
-
-        def find():
-            return next((a for a in self.runner.answerer.store.all_articles().values()
-                         if a.issue_date.isoformat() == date and a.title == title), None)
-        found = await self.runner.run(find)
+        found = await self.engine.io(self.engine.find_article, date, title)
         if found is None:
             raise HTTPException(404, replies.API_NO_ARTICLE)
         return JSONResponse({"date": found.issue_date.isoformat(), "unit": found.unit, "title": found.title,
@@ -241,55 +204,28 @@ class _Api:
         if asked:
             if not _encodable(asked) or len(asked) > self.limits.max_question_chars:
                 raise HTTPException(400, replies.API_BAD_CHARACTERS)
-            topic = await self.runner.run(question_topic, self.runner.answerer, asked)
+            topic = await self.engine.io(self.engine.question_topic, asked)
             return RedirectResponse(f"/feed.xml?q={quote(topic or asked[:self.follow.max_topic_chars])}", 303)
-        topic = " ".join(topic_words(request.query_params.get("q", "")))
+        topic = " ".join(self.engine.topic_words(request.query_params.get("q", "")))
         if not _encodable(topic):
             raise HTTPException(400, replies.API_BAD_CHARACTERS)
         if len(topic) > self.follow.max_topic_chars:
             raise HTTPException(422, replies.FOLLOW_TOO_LONG.format(n=len(topic), limit=self.follow.max_topic_chars))
         base = self.follow.public_url.rstrip("/") or str(request.base_url).rstrip("/")
-        xml = await self.runner.run(self._feed, topic, base)
+        xml = await self.engine.io(self.engine.feed, topic, base, self.follow.feed_entries)
         return Response(xml, media_type="application/atom+xml; charset=utf-8")
-
-    def _feed(self, topic: str, base: str) -> bytes:
-        """Make a feed (on the worker thread); kept per served generation, so a poll costs no matching."""
-        store = self.runner.answerer.store
-        key = (store.path.name, topic, base)
-        if key not in self._feeds:
-            if topic:
-                if self._matcher is None:
-                    self._matcher = TopicMatcher(self.runner.answerer)
-                pairs = [(m.article, m.lead) for m in self._matcher.match(topic)]
-            else:
-                pairs = [(a, "") for a in store.all_articles().values()]
-            pairs.sort(key=lambda p: (-p[0].issue_date.toordinal(), p[0].position))
-            self._feeds[key] = atom_feed(pairs[:self.follow.feed_entries], base, topic or None)
-            while len(self._feeds) > KEPT_FEEDS:
-                self._feeds.popitem(last=False)
-        return self._feeds[key]
 
     async def healthz(self, request: Request) -> Response:
         """Report whether the index is loaded, how many issues it holds, when one was last ingested, and the
         state of every channel (a channel that is retrying does not make the process unhealthy); 503 with the
         reason when the served generation's files are damaged (sizes each call, checksums every
-        ``GenerationHealth.deep_every_s`` or with ``?deep=1``)."""
-        def status() -> dict:
-            store = self.runner.answerer.store
-            issues = store.issues()
-            return {"status": "ok", "index_loaded": True, "generation": store.path.name, "issues": len(issues),
-                    "articles": sum(r["articles"] for r in issues),
-                    "last_ingest": max((r["ingested_at"] for r in issues), default=None), "path": store.path}
+        ``GenerationHealth.deep_every_s`` or with ``?deep=1``). Never waits behind answers."""
         channels = {"channels": self.channels.snapshot()}
         try:
-            body = await self.runner.run(status)
+            body = await self.engine.io(self.engine.health, request.query_params.get("deep") == "1")
         except BulletinBotError as exc:
             return JSONResponse({"status": "error", "index_loaded": False, "error": exc.user_message} | channels, 503)
-        damaged = await asyncio.to_thread(self.health, body.pop("path"), request.query_params.get("deep") == "1")
-        if damaged:
-            return JSONResponse({**body, "status": "error", "error": f"{damaged}；请运行 bulletin-bot reindex"}
-                                | channels, 503)
-        return JSONResponse(body | channels)
+        return JSONResponse(body | channels, 503 if body["status"] != "ok" else 200)
 
 
 def _render_page(settings: Settings) -> str:
@@ -304,19 +240,6 @@ def _render_page(settings: Settings) -> str:
     return template.substitute(title=html.escape(replies.WEB_TITLE), subtitle=html.escape(replies.WEB_SUBTITLE),
                                subscribe_all=html.escape(replies.WEB_SUBSCRIBE_ALL),
                                strings=json.dumps(strings, ensure_ascii=False).replace("</", "<\\/"))
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Return the request body, or raise 413 as soon as it is known to exceed limit bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, replies.API_BODY_TOO_LARGE.format(limit=limit))
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, replies.API_BODY_TOO_LARGE.format(limit=limit))
-    return bytes(body)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
@@ -375,10 +298,9 @@ class ServerErrors:
                 await JSONResponse({"error": replies.API_SERVER_ERROR}, status_code=500)(scope, receive, send)
 
 
-async def run_web(settings: Settings, answerer: Answerer, querylog: QueryLog,
-                  channels: ChannelStates | None = None) -> None:
+async def run_web(settings: Settings, engine: Engine, channels: ChannelStates | None = None) -> None:
     """Serve the app with uvicorn until cancelled."""
-    app = build_app(settings, answerer, querylog, channels)
+    app = build_app(settings, engine, channels)
     # access_log off: WeChat puts the user's openid in the query string, and raw ids never go to logs
     server = uvicorn.Server(uvicorn.Config(app, host=settings.web.host, port=settings.web.port,
                                            access_log=False, log_level="info"))

@@ -2,20 +2,15 @@
 notices after an admin's upload or /reindex. Part of ``bot.telegram_handlers.Handlers`` (its ``following``)."""
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import replies
-from bot.answer import Answerer
-from bot.follow.commands import Following
-from bot.follow.match import TopicMatcher, question_topic
-from bot.follow.notify import Notifier
-from bot.follow.store import FollowStore
-from bot.querylog import QueryLog
-from settings import Settings
+from bot.channels.notify import Notifier
+from bot.engine import Engine
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +19,11 @@ CHANNEL = "telegram"
 
 
 class FollowHandlers:
-    """The follow commands and notices over one store, one matcher and the handlers' ``reply``."""
+    """The follow commands and notices over the engine, replying with the handlers' ``reply``."""
 
-    def __init__(self, settings: Settings, answerer: Answerer, querylog: QueryLog, reply):
-        self.answerer, self.querylog, self.reply = answerer, querylog, reply
-        self.store = FollowStore(settings.data_dir, querylog.user_hash, settings.follow)
-        matcher = TopicMatcher(answerer)
-        self.commands = Following(settings, self.store, matcher)
-        self.notifier = Notifier(settings, matcher, self.store)
+    def __init__(self, settings: Settings, engine: Engine, reply):
+        self.engine, self.reply = engine, reply
+        self.notifier = Notifier(settings, engine)
 
     async def follow(self, update: Update, context: Context) -> None:
         """/follow 义诊 镇平: be told when a new issue has articles on this topic."""
@@ -43,30 +35,30 @@ class FollowHandlers:
 
     async def _follow(self, update: Update, context: Context, topic: str) -> None:
         user, chat = update.effective_user, update.effective_chat
-        reply = await asyncio.to_thread(self.commands.follow, CHANNEL, user.id, chat.id, topic)
+        reply = await self.engine.io(self.engine.follow, CHANNEL, user.id, chat.id, topic)
         await self.reply(update, context, reply.text)
 
     async def list_following(self, update: Update, context: Context) -> None:
         """/following: the topics followed, numbered."""
-        reply = await asyncio.to_thread(self.commands.following, CHANNEL, update.effective_user.id)
+        reply = await self.engine.io(self.engine.following, CHANNEL, update.effective_user.id)
         await self.reply(update, context, reply)
 
     async def unfollow(self, update: Update, context: Context) -> None:
         """/unfollow N: stop following the N-th topic of /following."""
-        reply = await asyncio.to_thread(self.commands.unfollow, CHANNEL, update.effective_user.id,
-                                        " ".join(context.args or []))
+        reply = await self.engine.io(self.engine.unfollow, CHANNEL, update.effective_user.id,
+                                     " ".join(context.args or []))
         await self.reply(update, context, reply)
 
     async def follow_button(self, update: Update, context: Context) -> None:
         """关注这个话题 under an answer: follow what the logged question was about (whoever presses it)."""
         query_id = int(update.callback_query.data.split(":")[1])
-        row = await asyncio.to_thread(self.querylog.question, query_id)
+        row = await self.engine.io(self.engine.logged_question, query_id)
         if row is None:
             await update.callback_query.answer(replies.TG_ARTICLE_GONE, show_alert=True)
             return
         await update.callback_query.answer()
         question, cited = row
-        topic = await asyncio.to_thread(question_topic, self.answerer, question, cited)
+        topic = await self.engine.io(self.engine.question_topic, question, cited)
         await self._follow(update, context, topic or question)
 
     async def notify(self, update: Update, context: Context, before: dict[str, str]) -> None:

@@ -1,7 +1,7 @@
-"""The Telegram channel: a python-telegram-bot Application over the answerer, by polling or webhook.
+"""The Telegram channel: a python-telegram-bot Application over the engine, by polling or webhook.
 
-    build_application(settings, answerer, querylog, token) -> Application   (handlers wired, not started)
-    run_telegram(settings, answerer, querylog, token, states)                (async; runs until cancelled)
+    build_application(settings, engine, token) -> Application   (handlers wired, not started)
+    run_telegram(settings, engine, token, states)                (async; runs until cancelled)
 
 The channel fails alone: while the Bot API cannot be reached it retries with back-off (one log line per
 failure, ``states["telegram"] == "retrying"``) and the other channels keep serving; a token the Bot API
@@ -23,12 +23,10 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, Callb
 from telegram.request import HTTPXRequest
 
 from bot import replies
-from bot.answer import Answerer
-from bot.channels import ChannelStates, backoff
-from bot.querylog import QueryLog
-from bot.telegram_handlers import Handlers
-from errors import ConfigError
-from settings import Settings
+from bot.channels.states import ChannelStates, backoff
+from bot.channels.telegram_handlers import Handlers
+from bot.engine import ConfigError, Engine
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 MODES = ("polling", "webhook")
@@ -129,8 +127,7 @@ def notice_bot(settings: Settings, token: str):
     return ExtBot(token, rate_limiter=rate_limiter(), **kwargs)
 
 
-def build_application(settings: Settings, answerer: Answerer, querylog: QueryLog, token: str,
-                      link: _Link | None = None) -> Application:
+def build_application(settings: Settings, engine: Engine, token: str, link: _Link | None = None) -> Application:
     """Return the Application with every handler and the error handler added (not yet initialized)."""
     tg = settings.telegram
     if tg.mode not in MODES:
@@ -145,7 +142,7 @@ def build_application(settings: Settings, answerer: Answerer, querylog: QueryLog
     if tg.base_file_url:
         builder = builder.base_file_url(tg.base_file_url)
     app = builder.build()
-    h = Handlers(settings, answerer, querylog)
+    h = Handlers(settings, engine)
     new_messages = filters.UpdateType.MESSAGE
     for command, callback in (("start", h.start), ("help", h.help), ("new", h.new_topic), ("search", h.search),
                               ("latest", h.latest), ("issues", h.issues), ("reindex", h.reindex),
@@ -164,8 +161,7 @@ def build_application(settings: Settings, answerer: Answerer, querylog: QueryLog
     return app
 
 
-async def run_telegram(settings: Settings, answerer: Answerer, querylog: QueryLog, token: str,
-                       states: ChannelStates | None = None) -> None:
+async def run_telegram(settings: Settings, engine: Engine, token: str, states: ChannelStates | None = None) -> None:
     """Start the bot (polling, or the webhook server with its secret_token) and run until cancelled.
 
     Returns (after one error line) if the Bot API rejects the token; retries while it cannot be reached.
@@ -174,7 +170,7 @@ async def run_telegram(settings: Settings, answerer: Answerer, querylog: QueryLo
     states = states if states is not None else ChannelStates()
     states.set(CHANNEL, "starting")
     link = _Link(states, token, tg.token_env)
-    app = build_application(settings, answerer, querylog, token, link)
+    app = build_application(settings, engine, token, link)
     secret = os.environ.get(tg.secret_token_env, "")
     if tg.mode == "webhook" and not (tg.webhook_url and secret):
         raise ConfigError(f"config: webhook mode needs [telegram] webhook_url and the env var {tg.secret_token_env}")

@@ -2,7 +2,7 @@
 (which enforces Telegram's flood limit of 30 messages a second); prints notices sent, lost, throttled and
 the time from the upload to the last notice.
 
-    .venv/bin/python bench/follow_notify.py [--followers 1000] [--data-dir DIR]
+    .venv/bin/python -m bot.measure.follow_notify [--followers 1000] [--data-dir DIR]
 
 Every follower follows 献血 (the test issue has one blood drive) and a few other topics, so each must get
 exactly one notice. A follower counts as lost when no notice reaches its chat within --timeout seconds.
@@ -20,15 +20,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[2]
 
 from bot.answer import Answerer  # noqa: E402
 from bot.follow.store import FollowStore  # noqa: E402
 from bot.querylog import QueryLog  # noqa: E402
 from index.embedding import Embedder  # noqa: E402
-from settings import Settings, replace  # noqa: E402
+from bot.settings import Settings, replace  # noqa: E402
 from tests.telegram_standin import BotApiStandIn, BotThread  # noqa: E402
+from index.paths import FOLLOWS_DB
 
 TOKEN = "5550007777:AAH-follow-benchmark-token"
 ADMIN_ID = 424242777
@@ -81,7 +81,7 @@ def main() -> None:
         data = Path(tmp) / "data"
         if args.data_dir is not None:
             shutil.copytree(args.data_dir, data, symlinks=True)
-            (data / "follows.db").unlink(missing_ok=True)
+            (data / FOLLOWS_DB).unlink(missing_ok=True)
         else:
             print("building the index of the bundled issues (about a minute) ...", file=sys.stderr)
         result = run(args.followers, data, args.timeout)

@@ -9,8 +9,8 @@ from collections import defaultdict, deque
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import replies
-from bot.answer import Answer
-from index.store import StoredArticle
+from bot.results import Answer
+from bot.engine import Article
 
 MESSAGE_LIMIT = 4096               # Telegram's limit for one text message
 SEARCH_PAGE_SIZE = 5
@@ -70,21 +70,14 @@ def examples_keyboard() -> InlineKeyboardMarkup:
                                  for i, q in enumerate(replies.TG_EXAMPLES)])
 
 
-def article_text(article: StoredArticle) -> str:
+def article_text(article: Article) -> str:
     """Return an article as shown by the 原文 button: issue date, unit, title, then the full body."""
     header = replies.TG_ARTICLE_HEADER.format(date=article.issue_date.isoformat(), unit=article.unit or "（未署名）",
                                               title=article.title)
     return f"{header}\n\n{article.body}"
 
 
-def search_articles(articles: dict[int, StoredArticle], query: str) -> list[StoredArticle]:
-    """Return the articles holding every space-separated keyword, newest first."""
-    words = [w.lower() for w in query.split() if w]
-    found = [a for a in articles.values() if all(w in a.text.lower() for w in words)]
-    return sorted(found, key=lambda a: (a.issue_date, -a.position), reverse=True)
-
-
-def search_page(found: list[StoredArticle], query: str, page: int, key: str) -> tuple[str, InlineKeyboardMarkup | None]:
+def search_page(found: list[Article], query: str, page: int, key: str) -> tuple[str, InlineKeyboardMarkup | None]:
     """Return one page of search results as plain text and its paging buttons."""
     pages = max(1, -(-len(found) // SEARCH_PAGE_SIZE))
     page = min(max(page, 1), pages)

@@ -1,7 +1,7 @@
 """Kill-anywhere harness: SIGKILL ingest, reindex and restore at every fault-injection point and check
 that the corpus folder, the index (`bulletin-bot issues`) and the answers agree and nothing is lost.
 
-    .venv/bin/python bench/kill_anywhere.py [--limit N]
+    .venv/bin/python -m bot.measure.kill_anywhere [--limit N]
 
 Each scenario is first run once with BULLETIN_BOT_FAULT_TRACE to list the points it passes
 (index/faults.py); then, for each point, a fresh copy of the data directory is given to a CLI
@@ -23,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[2]
 
 from index.faults import KILL_ENV, TRACE_ENV  # noqa: E402
+from index.paths import CORPUS_DIR, VECTORS_DB
 
 QUESTION = "市六院7月那次组织献血，一共献了多少毫升？"
 TODAY = dt.date(2025, 9, 20)          # the day the question's "7月" is read against
@@ -54,7 +54,7 @@ def state(data_dir: Path, embedder, settings_for) -> dict:
     Returns {"index": {key: hash}, "corpus": {key: hash}, "answer": fact, "agree": bool, "why": str}."""
     from bot.answer import Answerer
     from corpus.articles import load_issue
-    from errors import BadBulletin
+    from corpus.errors import BadBulletin
     from index.build import SUFFIXES
     from index.generations import Generations
     from index.store import issue_hashes
@@ -64,7 +64,7 @@ def state(data_dir: Path, embedder, settings_for) -> dict:
     index = issue_hashes(Generations(data_dir).current())
     shown = set(re.findall(r"^(\d{4}-\d\d-\d\d)", listed.stdout, re.M))
     corpus: dict[str, str] = {}
-    for file in sorted((data_dir / "bulletins").iterdir()):
+    for file in sorted((data_dir / CORPUS_DIR).iterdir()):
         if file.suffix.lower() in SUFFIXES and not file.name.startswith("."):
             try:
                 issue = load_issue(file, 50 << 20)
@@ -91,7 +91,7 @@ def scenarios(work: Path, template: Path, inputs: dict[str, Path]) -> dict[str, 
         shutil.copytree(template, other, symlinks=True)
         assert cli(other, "ingest", str(inputs["new"])).returncode == 0
         assert cli(other, "backup", str(archive)).returncode == 0
-        shutil.copy2(other / "vectors.db", template / "vectors.db")     # its vectors cached: kill runs stay quick
+        shutil.copy2(other / VECTORS_DB, template / VECTORS_DB)     # its vectors cached: kill runs stay quick
         shutil.rmtree(other)
     return {"ingest-new": ["ingest", str(inputs["new"])],
             "ingest-two": ["ingest", str(inputs["replaced"]), str(inputs["new"])],
@@ -109,7 +109,7 @@ def trace(work: Path, template: Path, args: list[str]) -> list[str]:
     done = cli(case, *args, env={TRACE_ENV: str(points)})
     assert done.returncode == 0, done.stderr
     if args[0] == "ingest":                           # keep the new vectors: later kill runs need not embed
-        shutil.copy2(case / "vectors.db", template / "vectors.db")
+        shutil.copy2(case / VECTORS_DB, template / VECTORS_DB)
     shutil.rmtree(case)
     return points.read_text(encoding="utf-8").split()
 
@@ -159,7 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     from index.build import ensure_index
     from index.embedding import Embedder
-    from settings import Settings, replace
+    from bot.settings import Settings, replace
 
     def settings_for(data_dir: Path):
         return replace(Settings(), data={"dir": str(data_dir)})

@@ -1,7 +1,7 @@
 """Load benchmark for the Telegram channel: simulated users ask through the Bot API stand-in while an admin
 runs /reindex in the middle; prints messages lost and reply latency (p50 / p95 / max).
 
-    .venv/bin/python bench/telegram_load.py [--users 100] [--questions 10] [--think 6 14] [--data-dir DIR]
+    .venv/bin/python -m bot.measure.telegram_load [--users 100] [--questions 10] [--think 6 14] [--data-dir DIR]
 
 Each user asks its questions one after another, waiting for the reply and then "thinking" a random time
 between the two --think bounds (seconds). A question counts as lost when no reply reaches its chat within
@@ -15,20 +15,18 @@ import json
 import queue
 import random
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[2]
 
 from bot import replies  # noqa: E402
 from bot.answer import Answerer  # noqa: E402
 from bot.querylog import QueryLog  # noqa: E402
 from index.embedding import Embedder  # noqa: E402
-from settings import Settings, replace  # noqa: E402
+from bot.settings import Settings, replace  # noqa: E402
 from tests.telegram_standin import BotApiStandIn, BotThread  # noqa: E402
 
 TOKEN = "5550009999:AAH-load-benchmark-token"

