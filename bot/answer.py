@@ -16,8 +16,8 @@ from bot.reader.types import answer_types
 from bot.wording import dated_only, normalize
 from corpus.dates import TimeRange
 from corpus.errors import BulletinBotError
-from index.build import ensure_index, index_identity
-from index.embedding import Embedder
+from index.build import index_identity
+from index.embedding import Embedder, resolve_model
 from index.generations import Generations
 from index.retrieval import Hit, Retriever
 from index.store import IndexStore, StoredArticle
@@ -52,14 +52,14 @@ class Answerer:
     """Answer questions from the served index generation, reopening it when a writer swaps in a new one."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, today: dt.date | None = None,
-                 progress: bool = False, reader: ReaderModel | None = None):
+                 reader: ReaderModel | None = None):
+        """Open the served generation (the engine builds one first when there is none: ``Engine.start``)."""
         self.settings = settings
         self._reader = reader
-        self.embedder = embedder or Embedder(settings.embedding)
+        self.embedder = embedder or Embedder(resolve_model(settings.index))
         self.today_override = today
         self._lock = threading.Lock()
         self._generations = Generations(settings.data_dir)
-        ensure_index(settings, self.embedder, progress)
         self._served: tuple[object, IndexStore, Retriever] | None = None
         self._sentences = SentenceVectors(VectorCache(settings.data_dir / VECTORS_DB), self.embedder)
         self._generator = None
@@ -90,6 +90,8 @@ class Answerer:
         already served stays served; with none served yet, the error goes to the caller.
         """
         current = self._generations.current()
+        if current is None:
+            raise BulletinBotError(f"还没有索引：{self.settings.data_dir}（no index yet: run bulletin-bot reindex）")
         served = self._served
         if served is not None and served[0] == current:
             return served[1], served[2]
@@ -100,7 +102,7 @@ class Answerer:
         try:
             if self._served is None or self._served[0] != current:
                 try:
-                    store = IndexStore(current, index_identity(self.settings, self.embedder))
+                    store = IndexStore(current, index_identity(self.settings.index, self.embedder))
                 except BulletinBotError as exc:
                     if self._served is None:
                         raise

@@ -69,6 +69,7 @@ def test_the_article_cache_is_filled_whole_under_concurrent_readers(built_data_d
     assert expected > 30 and partial == 0
 
 
+@pytest.mark.slow
 def test_worker_processes_answer_as_the_engine_does_and_pick_up_a_swap(data_dir, answerer):
     engine = Engine(settings_for(data_dir), today=TODAY, workers=2)
     try:

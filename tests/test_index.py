@@ -240,7 +240,7 @@ def test_keyword_search_leaves_out_terms_most_chunks_hold_only_in_a_large_index(
 
 
 def test_an_index_of_an_older_format_is_rebuilt_on_start(data_dir, embedder):
-    from bot.answer import Answerer
+    from bot.engine import Engine
     from index.store import FORMAT
     from tests.conftest import TODAY
     old = Generations(data_dir).current()
@@ -248,7 +248,8 @@ def test_an_index_of_an_older_format_is_rebuilt_on_start(data_dir, embedder):
     (old / MANIFEST_FILE).write_text(json.dumps({**manifest, "format": FORMAT - 1}), encoding="utf-8")
     with pytest.raises(IndexMismatch):
         _store(data_dir, embedder)
-    answer = Answerer(settings_for(data_dir), embedder, today=TODAY).answer("市六院7月那次组织献血，一共献了多少毫升？")
+    engine = Engine(settings_for(data_dir), embedder=embedder, today=TODAY, workers=1)   # as `serve` starts
+    answer = engine.answer("市六院7月那次组织献血，一共献了多少毫升？")
     assert "21200" in answer.text
     new = Generations(data_dir).current()
     assert new != old and json.loads((new / MANIFEST_FILE).read_text(encoding="utf-8"))["format"] == FORMAT

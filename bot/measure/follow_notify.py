@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 from bot.answer import Answerer  # noqa: E402
 from bot.follow.store import FollowStore  # noqa: E402
 from bot.querylog import QueryLog  # noqa: E402
+from index.build import ensure_index  # noqa: E402
 from index.embedding import Embedder  # noqa: E402
 from bot.settings import Settings, replace  # noqa: E402
 from tests.telegram_standin import BotApiStandIn, BotThread  # noqa: E402
@@ -41,6 +42,7 @@ FIRST_USER = 880000001
 def run(followers: int, data_dir: Path, timeout: float) -> dict:
     settings = replace(Settings(), data={"dir": str(data_dir)})
     embedder = Embedder(settings.embedding)
+    ensure_index(settings.index, embedder)
     answerer = Answerer(settings, embedder, today=dt.date(2025, 9, 20))
     querylog = QueryLog(data_dir, b"bench-salt")
     store = FollowStore(data_dir, querylog.user_hash, settings.follow)

@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 from bot import replies  # noqa: E402
 from bot.answer import Answerer  # noqa: E402
 from bot.querylog import QueryLog  # noqa: E402
+from index.build import ensure_index  # noqa: E402
 from index.embedding import Embedder  # noqa: E402
 from bot.settings import Settings, replace  # noqa: E402
 from tests.telegram_standin import BotApiStandIn, BotThread  # noqa: E402
@@ -93,7 +94,9 @@ def main() -> None:
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="tg-load-")) / "data"
     settings = replace(Settings(), data={"dir": str(data_dir)})
     started = time.monotonic()
-    answerer = Answerer(settings, Embedder(settings.embedding), today=dt.date(2025, 9, 20))
+    embedder = Embedder(settings.embedding)
+    ensure_index(settings.index, embedder)
+    answerer = Answerer(settings, embedder, today=dt.date(2025, 9, 20))
     print(f"index ready in {time.monotonic() - started:.1f} s ({data_dir})")
     querylog = QueryLog(Path(tempfile.mkdtemp(prefix="tg-load-log-")), b"bench-salt")
     pool = questions()
