@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from bot.answer import Answerer
 from bot.reader.features import SENTENCE_FEATURES, named_places
-from bot.reader.model import LEAD_CHARS, ReaderModel, choose, lead_line
+from bot.reader.model import ANSWER_CHARS, LEAD_CHARS, MAX_SUPPORT, MIN_SUPPORT_CHARS, ReaderModel, choose, fit_lines, lead_line, trim_clauses
 from bot.reader.types import answer_types
 from corpus.errors import BulletinBotError
 from tests.conftest import TODAY, settings_for
@@ -173,6 +173,57 @@ def test_supporting_sentences_cover_the_other_things_asked():
     assert choose(p, article_of, 0.0, 0.0, None, ask_cover[:, :1])[:2] == (0, 1)   # one thing asked: by p
 
 
+def test_a_sentence_likely_to_answer_a_clause_not_yet_answered_is_chosen_over_a_likelier_repeat():
+    # per-clause probabilities: sentence 1 answers clause 0 again (the lead did), sentence 2 clause 1
+    p = np.array([0.9, 0.7, 0.5, 0.1], dtype=np.float32)
+    by_ask = np.array([[0.9, 0.1], [0.7, 0.1], [0.1, 0.5], [0.1, 0.1]], dtype=np.float32)
+    assert choose(p, np.zeros(4, dtype=np.int64), 0.0, 0.0, None, by_ask)[:2] == (0, 2)
+
+
+def test_up_to_three_supporting_quotes_are_chosen():
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5], dtype=np.float32)
+    assert choose(p, np.zeros(5, dtype=np.int64), 0.0, 0.0) == (0, 1, 2, 3)
+
+
+def _ev(sentences, question="问题"):
+    from types import SimpleNamespace
+    return SimpleNamespace(sentences=sentences, question=SimpleNamespace(text=question), asked=())
+
+
+def test_short_quotes_all_fit_in_what_a_resident_reads():
+    sentences = ["7月12日，专家团队走进黑龙集卫生院。", "参加义诊的有五官科专家。", "康复治疗部医师进行指导。", "骨科专家现场答疑。"]
+    lines, chosen = fit_lines(_ev(sentences), (0, 1, 2, 3))
+    assert chosen == (0, 1, 2, 3) and lines == tuple(sentences)
+
+
+def test_long_supporting_quotes_share_what_is_left_and_the_last_is_left_out_when_too_short():
+    clause = "专家团队深入基层开展健康服务"
+    long = "，".join([clause] * 8) + "。"
+    lines, chosen = fit_lines(_ev([long] * 4), (0, 1, 2, 3))
+    assert sum(len(line) + 5 for line in lines) <= ANSWER_CHARS + 2 and chosen == (0, 1, 2, 3)
+    assert len(lines[0]) > len(lines[1]) >= MIN_SUPPORT_CHARS          # the supports are trimmed, not the lead
+    lines, chosen = fit_lines(_ev([long] * 4), (0, 1, 2, 3), budget=140)
+    assert len(lines) < 4 and chosen == (0, 1, 2, 3)[:len(lines)]      # too little room: the last is left out
+    # a short supporting quote stays whole while a long one is trimmed
+    lines, _ = fit_lines(_ev([long, "骨科专家现场答疑。", long]), (0, 1, 2))
+    assert lines[1] == "骨科专家现场答疑。" and len(lines[2]) < len(long)
+
+
+def test_with_no_kind_of_answer_recognised_trimming_keeps_the_clause_that_prints_a_list():
+    sentence = "对孕产妇，家庭医生团队提供全面的孕期健康管理服务，涵盖产前检查、产后家访、新生儿护理指导。"
+    assert "产前检查" in trim_clauses(sentence, "签个家庭医生孕期能管些啥", (), 30)
+
+
+def test_reader_reads_each_ask_clause_in_fitting_as_in_answering(fitted):
+    from bot.reader.model import sentence_scores
+    ev = fitted.prepare("唐河第二届气排球赛是谁承办的？打了几天，第三名是哪个队？").evidence
+    p, by_ask = sentence_scores(fitted.reader.sentence, ev)
+    assert by_ask.shape == (len(p), len(ev.X_asks)) and (p >= by_ask.max(axis=1) - 1e-6).all()
+    answer = fitted.answer("唐河第二届气排球赛是谁承办的？打了几天，第三名是哪个队？")
+    text = re.sub(r"\s+", "", answer.text)[:200]
+    assert "7天" in text and "疾风队" in text and "老年人体育协会" in text
+
+
 def test_fitted_answer_leads_with_the_fact_and_cites(fitted):
     answer = fitted.answer("市六院7月那次组织献血，一共献了多少毫升？")
     assert not answer.abstained
@@ -180,7 +231,7 @@ def test_fitted_answer_leads_with_the_fact_and_cites(fitted):
     assert "21200" in first and first.endswith("〔1〕")
     assert "2025-07-15 · 南阳市第六人民医院 · 南阳市第六人民医院组织无偿献血活动" in answer.text
     quoted = re.findall(r"“(.+?)”〔(\d)〕", answer.text)
-    assert len(quoted) <= 2
+    assert len(quoted) <= MAX_SUPPORT
     articles = fitted.store.all_articles()
     for q, n in quoted:      # each supporting quote is verbatim from the article its marker cites (…… marks a cut)
         article = articles[answer.cited[int(n) - 1].article_id]

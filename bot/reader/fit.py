@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from bot.measure.evaluate import score_answer
 from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, reading_features
-from bot.reader.model import Logistic, ReaderModel, article_cover, below_floor, choose
+from bot.reader.model import Logistic, ReaderModel, article_cover, below_floor, choose, sentence_scores
 from bot.reader.types import answer_types
 from index.chunking import split_sentences
 from index.keywords import query_terms
@@ -207,9 +207,9 @@ def fit(examples: list[Example], meta: dict | None = None) -> ReaderModel:
     real = [e for e in examples if not e.synthetic and _is_quote_question(e)]
     rows, labels = [], []
     for e in real:
-        p = sentence(e.prepared.evidence.X)
-        chosen = list(choose(p, e.prepared.evidence.article_of, SUPPORT_MIN, SUPPORT_SHARE,
-                             article_cover(e.prepared.evidence), e.prepared.evidence.ask_cover))
+        ev = e.prepared.evidence
+        p, by_ask = sentence_scores(sentence, ev)
+        chosen = list(choose(p, ev.article_of, SUPPORT_MIN, SUPPORT_SHARE, article_cover(ev), by_ask))
         rows.append(reading_features(e.prepared.evidence, p, chosen))
         labels.append(float(bool(e.row.get("gold"))))
     QX, qy = np.vstack(rows), np.asarray(labels)

@@ -20,10 +20,13 @@ from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, Evidence, 
 from corpus.errors import BulletinBotError
 
 LEAD_CHARS = 80               # the lead line: the answering sentence, or its clauses holding the answer
-MAX_SUPPORT = 2               # supporting quotes after the lead line
+MAX_SUPPORT = 3               # supporting quotes after the lead line, while they fit in ANSWER_CHARS
+ANSWER_CHARS = 200            # what a resident reads: the quotes, their marks and citation numbers
+MIN_SUPPORT_CHARS = 16        # a supporting quote trimmed shorter than this is left out
+_LINE_MARKS = 5               # “…”〔n〕 around each quote
 SUPPORT_CHARS = 80            # each supporting quote: its sentence, or the clauses that answer, up to this length
 LATIN_SHARE = 0.3             # the coverage floor leaves out questions mostly in Latin letters (English)
-DIVERSITY = 0.5               # weight of covering an ask clause the chosen sentences do not yet cover
+DIVERSITY = 1.0               # weight of the probability of answering an ask clause the chosen sentences do not yet answer
 OTHER_ARTICLE_SHARE = 0.85    # a supporting quote from a second article needs this share of the lead article's coverage
 _CLAUSE = re.compile(r"[^，,；;：:]+[，,；;：:]?")
 
@@ -99,15 +102,11 @@ class ReaderModel:
 
     def read(self, ev: Evidence) -> Reading:
         """Score the sentences, pick the lead and its support, and decide whether to answer."""
-        p = self.sentence(ev.X)
+        p, by_ask = sentence_scores(self.sentence, ev)
         if len(p) == 0:
             return Reading(p, (), "", 0.0, True)
-        by_ask = np.stack([self.sentence(X) for X in ev.X_asks], axis=1) if ev.X_asks else None
-        if by_ask is not None:           # a sentence answering one of several asked things answers
-            p = np.maximum(p, by_ask.max(axis=1))
-        chosen = choose(p, ev.article_of, self.support_min, self.support_share, article_cover(ev), ev.ask_cover)
-        lines = tuple(lead_line(ev.sentences[i], ev, LEAD_CHARS if n == 0 else SUPPORT_CHARS)
-                      for n, i in enumerate(chosen))
+        chosen = choose(p, ev.article_of, self.support_min, self.support_share, article_cover(ev), by_ask)
+        lines, chosen = fit_lines(ev, chosen)
         if any(t.name == "enumeration" for t in ev.asked):
             lines, chosen = _with_series(lines, chosen, ev)
         lead = lines[0]
@@ -119,6 +118,16 @@ class ReaderModel:
         if not reason and below_floor(features, self.coverage_floor):
             reason = "coverage"
         return Reading(p, chosen, lead, a, bool(reason) or a < self.threshold, reason, lines)
+
+
+def sentence_scores(sentence: Logistic, ev: Evidence) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per sentence: the probability it holds a fact asked for, and with several ask clauses the same
+    read from each clause alone (sentences x clauses); a sentence answering one of them answers."""
+    p = sentence(ev.X)
+    if len(p) == 0 or not ev.X_asks:
+        return p, None
+    by_ask = np.stack([sentence(X) for X in ev.X_asks], axis=1)
+    return np.maximum(p, by_ask.max(axis=1)), by_ask
 
 
 # 一是…二是…, （一）…（二）…: an item starts a sentence or follows a colon or semicolon; it runs to its clause end
@@ -172,6 +181,35 @@ def _with_series(lines: tuple[str, ...], chosen: tuple[int, ...], ev: Evidence) 
     return lines, chosen
 
 
+def fit_lines(ev: Evidence, chosen: tuple[int, ...], budget: int = ANSWER_CHARS) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Trim the chosen sentences to lines that fit in ``budget`` characters together.
+
+    The lead keeps up to LEAD_CHARS; the supporting quotes share what is left: a short one is kept whole
+    and the longer ones are trimmed to one common length (at most SUPPORT_CHARS). When that length would
+    be under MIN_SUPPORT_CHARS, the last supporting quote is left out.
+    """
+    if not chosen:
+        return (), ()
+    lead = lead_line(ev.sentences[chosen[0]], ev, LEAD_CHARS)
+    support = list(chosen[1:])
+    while support:
+        room = budget - len(lead) - _LINE_MARKS * (len(support) + 1)
+        cap = _common_cap([len(ev.sentences[i].strip()) for i in support], room, SUPPORT_CHARS)
+        if cap >= MIN_SUPPORT_CHARS:
+            lines = [lead] + [lead_line(ev.sentences[i], ev, cap) for i in support]
+            return tuple(lines), (chosen[0], *support)
+        support.pop()
+    return (lead,), (chosen[0],)
+
+
+def _common_cap(lengths: list[int], room: int, most: int) -> int:
+    """The largest cap (at most ``most``) with sum(min(length, cap)) within ``room``."""
+    cap = most
+    while cap > 0 and sum(min(n, cap) for n in lengths) > room:
+        cap -= 1
+    return cap
+
+
 def below_floor(features: np.ndarray, floor: float) -> bool:
     """A question in Chinese whose terms the top article hardly holds is about something else (护照, 房价).
 
@@ -189,8 +227,9 @@ def choose(p: np.ndarray, article_of: np.ndarray, support_min: float, support_sh
     A supporting sentence from another article than the lead's must come from an article that covers
     the question nearly as well (OTHER_ARTICLE_SHARE of the lead article's term coverage) and score
     at least half the lead's probability: a blood drive of another hospital does not support this one's.
-    When the question asks several things (ask clauses), a sentence that covers an ask clause the
-    chosen ones do not yet cover gains ``diversity`` times that gain (``ask_cover``: sentences x clauses).
+    When the question asks several things (ask clauses), a sentence gains ``diversity`` times how much it
+    raises the probability of answering each clause over the chosen ones (``ask_cover``: sentences x
+    clauses, each clause's probabilities read from that clause alone, or any per-clause cover in [0, 1]).
     """
     order = [int(i) for i in np.argsort(-p, kind="stable")]
     lead = order[0]
@@ -267,11 +306,15 @@ def trim_clauses(sentence: str, question: str, asked: tuple, limit: int) -> str:
     return text + ("……" if previous < len(clauses) - 1 else "")
 
 
+INFO_WEIGHT = 1.0           # no kind of answer recognised in the question: a clause printing a number or a list (A、B、C) is likelier the fact
+_INFO = re.compile(r"\d|(?:[^、，。；]{1,16}、){2,}")
+
+
 def _clause_score(clause: str, asked: tuple, grams: set[str]) -> float:
     """How much a clause looks like the answer: the kinds of answer asked for it shows, question bigrams it holds."""
     shown = sum(t.shown_in(clause) for t in asked)
     overlap = len(grams & bigrams(clause)) / len(grams) if grams else 0.0
-    return 2.0 * shown + overlap
+    return 2.0 * shown + overlap + (INFO_WEIGHT * bool(_INFO.search(clause)) if not asked else 0.0)
 
 
 @lru_cache(maxsize=1)
