@@ -66,7 +66,7 @@ def _create_schema(db: sqlite_utils.Database) -> None:
     db.execute("CREATE VIRTUAL TABLE chunk_vocab USING fts5vocab(chunk_terms, 'row')")
 
 
-def _all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
+def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
     """Return (ids, vectors) held by an IndexIDMap2 of any flat-storage index."""
     ids = faiss.vector_to_array(index.id_map).astype(np.int64)
     return ids, index.index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
@@ -280,7 +280,7 @@ class IndexStore:
         live = self.vectors.ntotal - len(self._dead)
         wanted = "hnsw" if live >= self.vector_settings.exact_below else "flat"
         if index_kind(self.vectors) != wanted or len(self._dead) > self.vector_settings.rebuild_dead_share * live:
-            ids, vectors = _all_vectors(self.vectors)
+            ids, vectors = all_vectors(self.vectors)
             keep = ~np.isin(ids, self._dead)
             self.vectors = sized_index(ids[keep], vectors[keep], self.vector_settings, progress)
             self.db.execute("DELETE FROM dead_vectors")

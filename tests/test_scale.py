@@ -10,7 +10,7 @@ import pytest
 from bot.measure import scale as bench_scale
 from index.build import build_index, index_identity, ingest_files
 from index.generations import Generations
-from index.store import IndexStore, _all_vectors, index_kind, sized_index
+from index.store import IndexStore, all_vectors, index_kind, sized_index
 from bot.settings import VectorIndexSettings, replace
 from tests.conftest import BULLETINS, settings_for
 
@@ -44,7 +44,7 @@ def test_hnsw_recall_at_10_against_exact_search():
 def test_all_vectors_reads_back_ids_and_vectors_of_hnsw():
     vectors = _clustered(300)
     ids = np.arange(300)[::-1].copy() + 50
-    got_ids, got = _all_vectors(sized_index(ids, vectors, VectorIndexSettings(**SMALL)))
+    got_ids, got = all_vectors(sized_index(ids, vectors, VectorIndexSettings(**SMALL)))
     assert list(got_ids) == list(ids)
     np.testing.assert_allclose(got, vectors, atol=1e-6)
 
@@ -68,7 +68,7 @@ def _open(data_dir: Path, embedder) -> IndexStore:
 
 def _consistent(store: IndexStore) -> None:
     """Every live FAISS id is a chunk, every chunk has a vector, and no chunk has a dead id."""
-    ids, _ = _all_vectors(store.vectors)
+    ids, _ = all_vectors(store.vectors)
     dead = {r[0] for r in store.db.execute("SELECT id FROM dead_vectors")}
     chunk_ids = {r[0] for r in store.db.execute("SELECT id FROM chunks")}
     assert sorted(set(ids) - dead) == sorted(chunk_ids) and len(ids) == len(set(ids))
@@ -97,7 +97,7 @@ def test_adding_and_replacing_an_issue_on_hnsw_keeps_ids_consistent(hnsw_data_di
     store = _open(hnsw_data_dir, embedder)
     assert index_kind(store.vectors) == "hnsw"
     _consistent(store)
-    probe = _all_vectors(store.vectors)[1][0]
+    probe = all_vectors(store.vectors)[1][0]
     assert len(store.vector_search(probe, 3)) == 3
 
 
@@ -137,7 +137,7 @@ def test_replacing_an_issue_on_hnsw_marks_its_vectors_dead_then_compacts(hnsw_da
     assert dead == old_ids and index_kind(store.vectors) == "hnsw"        # no rebuild: the old vectors stay, dead
     assert store.vectors.ntotal > hnsw_before and store.manifest["dead_vectors"] == len(dead)
     _consistent(store)
-    ids, vectors = _all_vectors(store.vectors)
+    ids, vectors = all_vectors(store.vectors)
     for i in np.flatnonzero(np.isin(ids, list(dead))):
         found = [cid for cid, _ in store.vector_search(vectors[i], 10)]
         assert found and not set(found) & dead                           # its own vector no longer finds it

@@ -93,8 +93,8 @@ def _perturbed(base: np.ndarray, count: int, rng: np.random.Generator) -> np.nda
 def recall_at_10(index, queries: np.ndarray) -> float:
     """Return recall@10 of an IndexIDMap2 against exact inner-product search over its own vectors."""
     import faiss
-    from index.store import _all_vectors
-    ids, vectors = _all_vectors(index)
+    from index.store import all_vectors
+    ids, vectors = all_vectors(index)
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
     _, truth = exact.search(queries, 10)
