@@ -117,7 +117,7 @@ class Engine:
 
     @property
     def _follow_commands(self) -> Following:
-        return self._once("_following", lambda: Following(self.settings, self.follows, self.matcher))
+        return self._once("_following", lambda: Following(self.settings.follow, self.follows, self.matcher))
 
     def start(self, progress: bool = False, say: Callable[[str], None] | None = None) -> Path:
         """Return the served generation, building the bundled bulletins' index first when there is none."""

@@ -27,7 +27,7 @@ from bot.channels.web import build_app
 from corpus.errors import ConfigError
 from index.archive import backup, restore
 from index.build import index_identity, ingest_files
-from bot.settings import FollowSettings, parse_settings, replace
+from bot.settings import FollowSettings, parse_settings
 from tests.conftest import engine_for, REPO, TODAY, settings_for
 from tests.test_telegram import ADMIN, BLOOD, ask, buttons, new_user, shown, telegram_bot
 from tests.test_wechat import APP_ID, ENV, OPENID, SECRET, TOKEN, WeChatServers, text_xml
@@ -111,9 +111,8 @@ def test_follow_notifies_once_per_issue_through_the_bot_api(data_dir, embedder, 
 
 def test_follow_commands_reject_bad_input(answerer, tmp_path):
     limits = FollowSettings(max_topics=2, max_topic_chars=8, commands_per_minute=7)
-    settings = replace(answerer.settings, follow=vars(limits))
     store = FollowStore(tmp_path, lambda channel, user: f"{channel}-{user}-hashed", limits)
-    following = Following(settings, store, TopicMatcher(answerer, limits))
+    following = Following(limits, store, TopicMatcher(answerer, limits))
     follow = lambda text: following.follow("telegram", 1, 1, text).text          # noqa: E731
     assert follow("   ") == replies.FOLLOW_EMPTY
     assert follow("献血" * 5) == replies.FOLLOW_TOO_LONG.format(n=10, limit=8)

@@ -39,7 +39,7 @@ from bot import replies
 from bot.channels.http import read_body
 from bot.channels.states import ChannelStates
 from bot.engine import BulletinBotError, ConfigError, Engine, IndexBusy, IndexCorrupt, IndexMismatch
-from bot.settings import Settings
+from bot.settings import Settings, WebSettings
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class _Api:
         self.limits = settings.web
         self.engine = engine
         self.channels = channels
-        self._page = _render_page(settings)
+        self._page = _render_page(settings.web)
         self.follow = settings.follow
 
     async def page(self, request: Request) -> Response:
@@ -228,14 +228,14 @@ class _Api:
         return JSONResponse(body | channels, 503 if body["status"] != "ok" else 200)
 
 
-def _render_page(settings: Settings) -> str:
+def _render_page(web: WebSettings) -> str:
     """Fill the page template with the strings from bot/replies.py (the static files hold no Chinese)."""
     strings = {"placeholder": replies.WEB_PLACEHOLDER, "send": replies.WEB_SEND,
                "examplesLabel": replies.WEB_EXAMPLES_LABEL, "examples": list(replies.EXAMPLE_QUESTIONS),
                "thinking": replies.WEB_THINKING, "sources": replies.WEB_SOURCES, "nearest": replies.WEB_NEAREST,
                "sourcesHeader": replies.SOURCES_HEADER, "loadingArticle": replies.WEB_LOADING_ARTICLE,
                "networkError": replies.WEB_NETWORK_ERROR, "noArticle": replies.API_NO_ARTICLE,
-               "subscribeTopic": replies.WEB_SUBSCRIBE_TOPIC, "maxQuestionChars": settings.web.max_question_chars}
+               "subscribeTopic": replies.WEB_SUBSCRIBE_TOPIC, "maxQuestionChars": web.max_question_chars}
     template = string.Template((STATIC / "index.html").read_text(encoding="utf-8"))
     return template.substitute(title=html.escape(replies.WEB_TITLE), subtitle=html.escape(replies.WEB_SUBTITLE),
                                subscribe_all=html.escape(replies.WEB_SUBSCRIBE_ALL),

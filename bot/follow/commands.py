@@ -12,7 +12,7 @@ from urllib.parse import quote
 from bot import replies
 from bot.follow.match import TopicMatcher, topic_words
 from bot.follow.store import FollowStore
-from bot.settings import Settings
+from bot.settings import FollowSettings, Settings
 
 
 def feed_url(settings: Settings, topic: str | None = None) -> str:
@@ -32,8 +32,8 @@ class FollowReply:
 class Following:
     """The follow commands over one store and one matcher, for any channel."""
 
-    def __init__(self, settings: Settings, store: FollowStore, matcher: TopicMatcher):
-        self.settings, self.limits, self.store, self.matcher = settings, settings.follow, store, matcher
+    def __init__(self, limits: FollowSettings, store: FollowStore, matcher: TopicMatcher):
+        self.limits, self.store, self.matcher = limits, store, matcher
 
     def follow(self, channel: str, user_id: object, chat: object, text: str) -> FollowReply:
         """Follow the topic ``text``; return what to tell the user (runs the matcher: call it in a worker)."""
