@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import multiprocessing
 import os
+import time
 import weakref
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Awaitable, Callable
@@ -25,6 +26,7 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 _ANSWERER = None                 # in a worker process: its answerer
+READY_HOLD_S = 0.3               # warm(): how long a worker holds a readiness call
 
 
 def cores() -> int:
@@ -58,6 +60,7 @@ def _answer_in_process(text: str, k: int | None) -> Answer:
 
 
 def _ready() -> int:
+    time.sleep(READY_HOLD_S)            # held, so the next call goes to another worker
     return os.getpid()
 
 
@@ -78,11 +81,17 @@ class AnswerPool:
         self._slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # event loop -> its queue
         self.dropped = 0                                  # questions whose client had gone before their turn
 
-    def warm(self) -> None:
-        """Start every worker process now (each loads the model), so the first questions do not wait for it."""
-        if self.workers > 1:
-            pids = {f.result() for f in [self._executor.submit(_ready) for _ in range(self.workers * 2)]}
-            log.info("%d answer worker processes ready", len(pids))
+    def warm(self, timeout_s: float = 600.0) -> int:
+        """Start every worker process now and wait until each has loaded its answerer, so no question waits
+        for a model to load; return how many are ready."""
+        if self.workers == 1:
+            return 1
+        pids: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(pids) < self.workers and time.monotonic() < deadline:
+            pids |= {f.result() for f in [self._executor.submit(_ready) for _ in range(self.workers)]}
+        log.info("%d answer worker processes ready", len(pids))
+        return len(pids)
 
     async def answer(self, text: str, k: int | None = None,
                      gone: Callable[[], Awaitable[bool]] | None = None) -> Answer | None:

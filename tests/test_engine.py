@@ -77,6 +77,7 @@ def test_worker_processes_answer_as_the_engine_does_and_pick_up_a_swap(data_dir,
             return await asyncio.gather(*(engine.ask(question, channel="web", user_id=f"t{i}") for i in range(n)))
 
         engine.warm()
+        assert engine.pool.warm() == 2                                         # both processes loaded and answering
         before = asyncio.run(ask_all(BLOOD, 4))
         assert {a.answer.text for a in before} == {answerer.answer(BLOOD).text}
         assert len({a.query_id for a in before}) == 4                        # each logged once
