@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import multiprocessing
 import os
+import sys
 import time
 import weakref
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -48,11 +49,9 @@ def _start_process(settings: Settings, today: dt.date | None, threads: int) -> N
     os.environ["OMP_NUM_THREADS"] = str(threads)
     from bot.answer import Answerer
     _ANSWERER = Answerer(settings, today=today)
-    try:
-        import torch
+    torch = sys.modules.get("torch")          # loaded only by the torch backends (sentence-transformers)
+    if torch is not None:
         torch.set_num_threads(threads)
-    except ImportError:
-        pass
 
 
 def _answer_in_process(text: str, k: int | None) -> Answer:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpus.errors import ConfigError
-from index.settings import (ChunkingSettings, DataSettings, EmbeddingSettings, IndexSettings, RetrievalSettings,
-                            VectorIndexSettings)
+from index.settings import IndexSettings
 
 TODAY_ENV = "BULLETIN_BOT_TODAY"
 DATA_DIR_ENV = "BULLETIN_BOT_DATA_DIR"           # overrides [data] dir (the --data-dir option overrides both)
@@ -112,12 +111,9 @@ class EvalSettings:
 
 
 @dataclass(frozen=True)
-class Settings:
-    data: DataSettings = field(default_factory=DataSettings)
-    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
-    vector_index: VectorIndexSettings = field(default_factory=VectorIndexSettings)
-    chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
-    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+class Settings(IndexSettings):
+    """The whole config file: the index's sections (inherited, in the file's order) and the bot's."""
+
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
@@ -128,12 +124,8 @@ class Settings:
     follow: FollowSettings = field(default_factory=FollowSettings)
 
     @property
-    def data_dir(self) -> Path:
-        return Path(self.data.dir)
-
-    @property
     def index(self) -> IndexSettings:
-        """The sections the index layer receives."""
+        """The sections the index layer receives, and nothing else."""
         return IndexSettings(self.data, self.embedding, self.vector_index, self.chunking, self.retrieval)
 
 

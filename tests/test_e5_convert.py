@@ -13,7 +13,8 @@ from index.build import bundled_bulletins
 from index.chunking import article_sentences, chunk_article, make_splitter
 from index.e5_convert import build_model, load_tokenizer, read_bin
 from index.embedding import Embedder
-from bot.settings import EmbeddingSettings, Settings
+from bot.settings import Settings
+from index.settings import EmbeddingSettings
 from tests.conftest import QUESTIONS, TODAY, settings_for
 from tests.e5_reference import ReferenceTokenizer
 

@@ -11,7 +11,8 @@ from bot.measure import scale as bench_scale
 from index.build import build_index, index_identity, ingest_files
 from index.generations import Generations
 from index.store import IndexStore, all_vectors, index_kind, sized_index
-from bot.settings import VectorIndexSettings, replace
+from bot.settings import replace
+from index.settings import VectorIndexSettings
 from tests.conftest import BULLETINS, settings_for
 
 pytestmark = pytest.mark.slow          # HNSW indexes and the scale benchmark build their own indexes (minutes on 2 cores)

@@ -83,11 +83,11 @@ async def send_telegram(bot, engine: Engine, notices: list[Notice]) -> Delivery:
     return delivery
 
 
-def send_wechat(client, template_id: str, engine: Engine, notices: list[Notice], feed) -> Delivery:
+def send_wechat(client, template_id: str, engine: Engine, notices: list[Notice]) -> Delivery:
     """Send WeChat notices as template messages (blocking: call it in a worker thread).
 
     The template's fields: first (the header), keyword1 (the articles with their citations), keyword2 (the
-    issue date), remark (how to stop); the message opens the topic's feed, ``feed(topic)``.
+    issue date), remark (how to stop); the message opens the topic's feed.
     """
     delivery = Delivery()
     for notice in (n for n in notices if n.channel == "wechat"):
@@ -95,7 +95,7 @@ def send_wechat(client, template_id: str, engine: Engine, notices: list[Notice],
         data = {"first": {"value": header}, "keyword1": {"value": "\n".join(lines[:-1])},
                 "keyword2": {"value": notice.issue}, "remark": {"value": replies.WECHAT_FOLLOW_FOOTER}}
         try:
-            client.message.send_template(notice.chat, template_id, data, url=feed(notice.topics[0]))
+            client.message.send_template(notice.chat, template_id, data, url=engine.feed_url(notice.topics[0]))
         except WeChatClientException as exc:
             if exc.errcode == 43004:                       # the user unsubscribed from the account
                 delivery.dropped += 1
@@ -129,7 +129,7 @@ class Notifier:
         client = self._wechat_client() if any(n.channel == "wechat" for n in notices) else None
         if client is not None:
             total = _add(total, await engine.io(send_wechat, client, self.settings.follow.wechat_template_id,
-                                                engine, notices, engine.feed_url))
+                                                engine, notices))
         return total
 
     def _wechat_client(self):

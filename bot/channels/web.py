@@ -50,21 +50,18 @@ SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'sel
                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
-class _Asker:
-    """What the web API and WeChat call to answer: the engine's workers, with the question logged."""
-
-    def __init__(self, engine: Engine):
-        self.engine = engine
-
-    async def ask_text(self, question: str, user_id: str, channel: str = "wechat") -> str:
-        """Return the answer text, or a short apology; never raise (a channel reply must go out)."""
+def _answer_text(engine: Engine):
+    """Return the coroutine function WeChat answers with: the answer text, or a short apology; it never raises
+    (a channel reply must go out)."""
+    async def ask_text(question: str, user_id: str, channel: str = "wechat") -> str:
         try:
-            return (await self.engine.ask(question, channel=channel, user_id=user_id)).answer.text
+            return (await engine.ask(question, channel=channel, user_id=user_id)).answer.text
         except BulletinBotError as exc:
             return exc.user_message
         except Exception:
             log.exception("answering failed")
             return replies.SORRY
+    return ask_text
 
 
 def build_app(settings: Settings, engine: Engine, channels: ChannelStates | None = None) -> Starlette:
@@ -113,7 +110,7 @@ def _wechat_channel(settings: Settings, engine: Engine, channels: ChannelStates)
     if not (cfg.app_id and secret):
         log.warning("wechat: no app_id or %s: late answers wait for 「更多」 instead of a customer-service message",
                     cfg.app_secret_env)
-    return WeChatChannel(cfg, _Asker(engine).ask_text, token=token, aes_key=aes_key, app_secret=secret,
+    return WeChatChannel(cfg, _answer_text(engine), token=token, aes_key=aes_key, app_secret=secret,
                          max_body_bytes=settings.web.max_body_bytes, states=channels,
                          command=_wechat_follow(settings, engine))
 

