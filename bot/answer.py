@@ -61,7 +61,7 @@ class Answerer:
         self._lock = threading.Lock()
         self._generations = Generations(settings.data_dir)
         self._served: tuple[object, IndexStore, Retriever] | None = None
-        self._sentences = SentenceVectors(VectorCache(settings.data_dir / VECTORS_DB), self.embedder)
+        self.sentence_vectors = SentenceVectors(VectorCache(settings.data_dir / VECTORS_DB), self.embedder)
         self._generator = None
         if settings.generation.enabled:
             from bot.generate import Generator
@@ -134,7 +134,7 @@ class Answerer:
         hits = retriever.search(question.text, question.when, self.today, query_vector=query)
         hits = _rerank(hits, weights, self.settings.retrieval.coverage_weight)
         # 3. every sentence of the best articles, with the features the reader scores
-        evidence = build_evidence(question, hits, weights, query, self._sentences) if features else None
+        evidence = build_evidence(question, hits, weights, query, self.sentence_vectors) if features else None
         return Prepared(text, question, weights, query, hits, evidence, store, retriever)
 
     def answer(self, text: str, k: int | None = None) -> Answer:
@@ -145,7 +145,7 @@ class Answerer:
             return Answer(replies.EMPTY_QUESTION, abstained=True)
         question, hits = prepared.question, prepared.hits
         # 4. compose a list, a quote or an abstention
-        pick = SentencePicker(self._sentences, question, prepared.query, prepared.weights)
+        pick = SentencePicker(self.sentence_vectors, question, prepared.query, prepared.weights)
         answer = None
         if question.listing or dated_only(question, prepared.store):
             # a list of events ("7月9号有啥动静" asks for that day's); when only one article matches, the

@@ -28,7 +28,7 @@ from bot.follow.feed import atom_feed
 from bot.follow.match import TopicMatcher, question_topic, topic_words
 from bot.follow.notices import Notice, changed_issues, plan
 from bot.follow.store import FollowStore
-from bot.pool import AnswerPool, worker_count
+from bot.pool import AnswerPool, watch, worker_count
 from bot.querylog import QueryLog, load_salt
 from bot.results import Answer, Source
 from bot.settings import Settings, reference_day
@@ -74,6 +74,7 @@ class Engine:
         self._lock = threading.RLock()              # the parts below are made once, by one thread
         self._workers = worker_count(settings.web.workers if workers is None else workers)
         self._pool: AnswerPool | None = None
+        self._watching = None                      # set: stops the generation watcher
         self._io: ThreadPoolExecutor | None = None
         self._health = GenerationHealth()
         self._feeds: dict[tuple, bytes] = {}
@@ -168,9 +169,13 @@ class Engine:
         return self._once("_pool", make)
 
     def warm(self) -> None:
-        """Load the answerer (building the index when there is none) and start the answer workers now
-        (``serve`` calls it before it listens)."""
-        self.answerer
+        """Load the answerer (building the index when there is none), start the answer workers and the
+        watcher that opens each new generation before a question needs it (``serve`` calls this before
+        it listens)."""
+        answerer = self.answerer
+        with self._lock:
+            if self._watching is None:
+                self._watching = watch(answerer)
         self.pool.warm()
 
     async def io(self, fn: Callable, *args, **kwargs):
@@ -333,7 +338,9 @@ class Engine:
         return self._feeds[key]
 
     def close(self) -> None:
-        """Stop the answer workers and the I/O threads."""
+        """Stop the answer workers, the generation watcher and the I/O threads."""
+        if self._watching is not None:
+            self._watching.set()
         if self._pool is not None:
             self._pool.close()
         if self._io is not None:

@@ -3,8 +3,10 @@
     workers = 1   one thread in this process, answering with the engine's own answerer
     workers = N   N spawned processes, each with its own answerer (its encoder given cores / N threads)
 
-Every worker serves the generation the pointer names: an answerer checks it before each question, so a
-swap made by an ingest or a reindex (in this process or another) is picked up by all of them. A question
+Every worker serves the generation the pointer names. A watcher thread beside each answerer opens a new
+generation (checksums included) as soon as the pointer moves, so a swap made by an ingest or a reindex (in
+this process or another) is picked up by all of them without a question waiting for the checksums; the
+answerer also checks the pointer before each question, in case the watcher has not seen it yet. A question
 waits in an asyncio queue for a free worker; when its turn comes and its client has gone, it is dropped
 without being computed. Nothing here blocks the event loop.
 """
@@ -16,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import sys
+import threading
 import time
 import weakref
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _ANSWERER = None                 # in a worker process: its answerer
 READY_HOLD_S = 0.3               # warm(): how long a worker holds a readiness call
+WATCH_S = 1.0                    # how often a watcher looks at the generation pointer
 
 
 def cores() -> int:
@@ -43,12 +47,30 @@ def worker_count(configured: int) -> int:
     return configured if configured > 0 else cores()
 
 
+def watch(answerer, every_s: float = WATCH_S) -> threading.Event:
+    """Open each new generation off the question path: a daemon thread calls ``answerer.refresh()`` every
+    ``every_s`` seconds (a question arriving meanwhile keeps the generation served). Set the returned
+    event to stop it."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(every_s):
+            try:
+                answerer.refresh()
+            except Exception as exc:                      # logged; the served generation stays served
+                log.warning("watcher: %s", getattr(exc, "user_message", exc))
+
+    threading.Thread(target=run, name="generation-watcher", daemon=True).start()
+    return stop
+
+
 def _start_process(settings: Settings, today: dt.date | None, threads: int) -> None:
-    """Load this worker process's answerer (its encoder limited to ``threads`` cores)."""
+    """Load this worker process's answerer (its encoder limited to ``threads`` cores) and its watcher."""
     global _ANSWERER
     os.environ["OMP_NUM_THREADS"] = str(threads)
     from bot.answer import Answerer
     _ANSWERER = Answerer(settings, today=today)
+    watch(_ANSWERER)
     torch = sys.modules.get("torch")          # loaded only by the torch backends (sentence-transformers)
     if torch is not None:
         torch.set_num_threads(threads)

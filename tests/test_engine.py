@@ -15,7 +15,9 @@ import pytest
 
 from bot.channels.web import build_app
 from bot.engine import Engine
-from index.build import index_identity
+from bot.answer import Answerer
+from bot.pool import watch
+from index.build import index_identity, ingest_files
 from index.generations import Generations
 from index.store import IndexStore
 from tests.conftest import REPO, TODAY, settings_for
@@ -87,6 +89,25 @@ def test_worker_processes_answer_as_the_engine_does_and_pick_up_a_swap(data_dir,
         assert all(NEW_FACT in a.answer.text for a in after), after[0].answer.text
     finally:
         engine.close()
+
+
+def test_a_watcher_opens_a_new_generation_before_any_question_needs_it(data_dir, embedder):
+    settings = settings_for(data_dir)
+    answerer = Answerer(settings, embedder, today=TODAY)
+    answerer.refresh()
+    served = answerer._served[0]
+    stop = watch(answerer, every_s=0.05)
+    try:
+        assert ingest_files(settings.index, embedder, [NEW_ISSUE]).added     # another writer swaps a generation in
+        current = Generations(data_dir).current()
+        assert current != served
+        deadline = time.monotonic() + 10
+        while answerer._served[0] != current and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert answerer._served[0] == current                 # opened, checksums included, with no question asked
+    finally:
+        stop.set()
+    assert NEW_FACT in answerer.answer(NEW_QUESTION).text
 
 
 def test_healthz_and_issues_never_wait_behind_answers(built_data_dir, answerer, tmp_path):

@@ -168,21 +168,21 @@ def test_supporting_sentences_cover_the_other_things_asked():
     p = np.array([0.9, 0.6, 0.5, 0.1], dtype=np.float32)
     article_of = np.zeros(4, dtype=np.int64)
     ask_cover = np.array([[1, 0], [1, 0], [0, 1], [0, 0]], dtype=np.float32)
-    assert choose(p, article_of, 0.0, 0.0, None, ask_cover)[:2] == (0, 2)
-    assert choose(p, article_of, 0.0, 0.0, None, None, diversity=0.0)[:2] == (0, 1)
-    assert choose(p, article_of, 0.0, 0.0, None, ask_cover[:, :1])[:2] == (0, 1)   # one thing asked: by p
+    assert choose(p, article_of, None, ask_cover)[:2] == (0, 2)
+    assert choose(p, article_of, None, None, diversity=0.0)[:2] == (0, 1)
+    assert choose(p, article_of, None, ask_cover[:, :1])[:2] == (0, 1)   # one thing asked: by p
 
 
 def test_a_sentence_likely_to_answer_a_clause_not_yet_answered_is_chosen_over_a_likelier_repeat():
     # per-clause probabilities: sentence 1 answers clause 0 again (the lead did), sentence 2 clause 1
     p = np.array([0.9, 0.7, 0.5, 0.1], dtype=np.float32)
     by_ask = np.array([[0.9, 0.1], [0.7, 0.1], [0.1, 0.5], [0.1, 0.1]], dtype=np.float32)
-    assert choose(p, np.zeros(4, dtype=np.int64), 0.0, 0.0, None, by_ask)[:2] == (0, 2)
+    assert choose(p, np.zeros(4, dtype=np.int64), None, by_ask)[:2] == (0, 2)
 
 
 def test_up_to_three_supporting_quotes_are_chosen():
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.5], dtype=np.float32)
-    assert choose(p, np.zeros(5, dtype=np.int64), 0.0, 0.0) == (0, 1, 2, 3)
+    assert choose(p, np.zeros(5, dtype=np.int64)) == (0, 1, 2, 3)
 
 
 def _ev(sentences, question="问题"):

@@ -19,9 +19,7 @@ from bot.wording import normalize
 from corpus.dates import TimeRange
 from index.keywords import query_terms
 from index.store import StoredArticle
-from index.vectors import SentenceVectors, VectorCache
 from bot.settings import FollowSettings
-from index.paths import VECTORS_DB
 
 TOPIC_QUESTION = "有没有{topic}的消息？"   # how a topic is asked, so the reader sees a question's shape
 MENTION_CAP = 4                           # occurrences of a term beyond this add nothing
@@ -75,7 +73,6 @@ class TopicMatcher:
     def __init__(self, answerer: Answerer, settings: FollowSettings | None = None):
         self.answerer = answerer
         self.settings = settings or answerer.settings.follow
-        self._sentences = SentenceVectors(VectorCache(answerer.settings.data_dir / VECTORS_DB), answerer.embedder)
 
     def candidates(self, topic: str, among: set[int] | None = None, read_all: bool = True) -> list[Candidate]:
         """Return every retrieved article (only those ``among`` when given) with the figures that decide.
@@ -101,7 +98,8 @@ class TopicMatcher:
             place_ok = all(p in text for p in places)
             lead, answerable = "", 0.0
             if read_all or (place_ok and coverage >= s.min_coverage):
-                evidence = build_evidence(prepared.question, [hit], prepared.weights, prepared.query, self._sentences)
+                evidence = build_evidence(prepared.question, [hit], prepared.weights, prepared.query,
+                                          self.answerer.sentence_vectors)
                 reading = self.answerer.reader.read(evidence)
                 lead, answerable = reading.lead, 0.0 if reading.reason else reading.answerable
             out.append(Candidate(a, lead, coverage, mentions, answerable, place_ok))

@@ -13,7 +13,6 @@ computes them, end to end through the answerer.
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import random
 import re
@@ -32,8 +31,6 @@ from index.keywords import query_terms
 
 log = logging.getLogger(__name__)
 
-SUPPORT_MIN = 0.0         # supporting quotes: every sentence may support (measured: floors lost facts)
-SUPPORT_SHARE = 0.0
 FLOOR_GRID = (0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3)
 FLOOR_FALSE_ABSTENTION = 0.01  # the coverage floor may make at most this share of in-scope training questions abstain
 FALSE_ABSTENTION = 0.02       # the threshold lets at most this share of in-scope training questions abstain
@@ -209,7 +206,7 @@ def fit(examples: list[Example], meta: dict | None = None) -> ReaderModel:
     for e in real:
         ev = e.prepared.evidence
         p, by_ask = sentence_scores(sentence, ev)
-        chosen = list(choose(p, ev.article_of, SUPPORT_MIN, SUPPORT_SHARE, article_cover(ev), by_ask))
+        chosen = list(choose(p, ev.article_of, article_cover(ev), by_ask))
         rows.append(reading_features(e.prepared.evidence, p, chosen))
         labels.append(float(bool(e.row.get("gold"))))
     QX, qy = np.vstack(rows), np.asarray(labels)
@@ -217,7 +214,7 @@ def fit(examples: list[Example], meta: dict | None = None) -> ReaderModel:
     scores = answerable(QX)
     in_scope = np.sort(scores[qy == 1])
     threshold = float(in_scope[int(FALSE_ABSTENTION * len(in_scope))]) - 1e-6 if len(in_scope) else 0.5
-    return ReaderModel(sentence, answerable, threshold, SUPPORT_MIN, SUPPORT_SHARE, meta or {}, _coverage_floor(QX, qy))
+    return ReaderModel(sentence, answerable, threshold, meta or {}, _coverage_floor(QX, qy))
 
 
 def _coverage_floor(QX: np.ndarray, qy: np.ndarray) -> float:

@@ -77,8 +77,6 @@ class ReaderModel:
     sentence: Logistic
     answerable: Logistic
     threshold: float              # abstain below this answerability
-    support_min: float            # a supporting sentence needs at least this probability ...
-    support_share: float          # ... and this share of the lead's
     meta: dict
     coverage_floor: float = 0.0   # abstain when the top article holds less of the question's terms (fitted)
 
@@ -90,22 +88,20 @@ class ReaderModel:
             data = json.loads(raw)
             return cls(Logistic.from_json(data["sentence"], SENTENCE_FEATURES),
                        Logistic.from_json(data["answerable"], QUESTION_FEATURES),
-                       float(data["threshold"]), float(data["support_min"]), float(data["support_share"]),
-                       data.get("meta", {}), float(data.get("coverage_floor", 0.0)))
+                       float(data["threshold"]), data.get("meta", {}), float(data.get("coverage_floor", 0.0)))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BulletinBotError(f"the reader model cannot be read ({exc}); run `bulletin-bot fit`") from None
 
     def to_json(self) -> dict:
         return {"sentence": self.sentence.to_json(), "answerable": self.answerable.to_json(),
-                "threshold": self.threshold, "support_min": self.support_min,
-                "support_share": self.support_share, "coverage_floor": self.coverage_floor, "meta": self.meta}
+                "threshold": self.threshold, "coverage_floor": self.coverage_floor, "meta": self.meta}
 
     def read(self, ev: Evidence) -> Reading:
         """Score the sentences, pick the lead and its support, and decide whether to answer."""
         p, by_ask = sentence_scores(self.sentence, ev)
         if len(p) == 0:
             return Reading(p, (), "", 0.0, True)
-        chosen = choose(p, ev.article_of, self.support_min, self.support_share, article_cover(ev), by_ask)
+        chosen = choose(p, ev.article_of, article_cover(ev), by_ask)
         lines, chosen = fit_lines(ev, chosen)
         if any(t.name == "enumeration" for t in ev.asked):
             lines, chosen = _with_series(lines, chosen, ev)
@@ -219,11 +215,11 @@ def below_floor(features: np.ndarray, floor: float) -> bool:
     return bool(features[at("latin")] < LATIN_SHARE and features[at("art_cov")] < floor)
 
 
-def choose(p: np.ndarray, article_of: np.ndarray, support_min: float, support_share: float,
-           article_cover: np.ndarray | None = None, ask_cover: np.ndarray | None = None,
+def choose(p: np.ndarray, article_of: np.ndarray, article_cover: np.ndarray | None = None, ask_cover: np.ndarray | None = None,
            diversity: float = DIVERSITY) -> tuple[int, ...]:
     """Return the lead sentence and up to MAX_SUPPORT supporting ones, best first.
 
+    Every sentence may support (measured: probability floors lost facts that fit_lines would have kept).
     A supporting sentence from another article than the lead's must come from an article that covers
     the question nearly as well (OTHER_ARTICLE_SHARE of the lead article's term coverage) and score
     at least half the lead's probability: a blood drive of another hospital does not support this one's.
@@ -233,11 +229,8 @@ def choose(p: np.ndarray, article_of: np.ndarray, support_min: float, support_sh
     """
     order = [int(i) for i in np.argsort(-p, kind="stable")]
     lead = order[0]
-    floor = max(support_min, support_share * float(p[lead]))
 
     def fits(i: int) -> bool:
-        if p[i] < floor:
-            return False
         if article_of[i] == article_of[lead] or article_cover is None:
             return True
         return p[i] >= 0.5 * p[lead] and article_cover[i] >= OTHER_ARTICLE_SHARE * article_cover[lead]
