@@ -11,6 +11,7 @@ from bot.results import Answer, Source
 from bot.question import GENERIC, Question, Weights, expand_aliases, missing_answer_type, ordinal_mismatch
 from bot.quoting import SentencePicker
 from bot.reader.features import Evidence, build_evidence, named_places
+from bot.reader.listing import candidates as listing_candidates, names_only_a_time
 from bot.reader.model import ReaderModel, Reading, bundled_model, trim_clauses
 from bot.reader.types import answer_types
 from bot.wording import dated_only, normalize
@@ -227,11 +228,16 @@ class Answerer:
     def _matching_articles(self, question: Question, hits: list[Hit], weights: Weights,
                            store: IndexStore, retriever: Retriever) -> list[StoredArticle]:
         """Return every article a listing question asks for, not cut at top-k, within the places it names."""
-        when = question.when
-        if when is not None and not when.vague and all(t in GENERIC or t in weights.unknown for t in weights.idf):
+        model = self.reader.listing if self.settings.answer.reader == "fitted" else None
+        if names_only_a_time(question, weights):
             # "7月12日那天有哪些活动？", "最近一期有哪些新闻？": every article of that time, retrieved or not
             articles = store.all_articles()
-            found = [articles[i] for i in retriever.allowed(when)]
+            found = [articles[i] for i in retriever.allowed(question.when)]
+        elif model is not None:
+            # fitted (bot/reader/listing.py): every candidate scored, those at or above the threshold listed
+            candidates, X = listing_candidates(question, weights, hits, retriever, store.all_articles())
+            p = model(X)
+            found = [a for a, pi in zip(candidates, p) if pi >= self.reader.listing_threshold]
         else:
             scored = [(weights.coverage(h.article.text, skip=GENERIC), h.article) for h in hits]
             top = max((s for s, _ in scored), default=0.0)

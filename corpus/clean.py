@@ -27,11 +27,27 @@ _CONTINUES = "，、：:“‘（(《【—·-/+"
 _MAX_HEADING_WIDTH = 80      # display columns: 40 CJK characters
 _REPEATS_AS_HEADER = 3       # a short line seen this often is a running header
 _MIN_LINES_FOR_WIDTH = 10    # fewer long lines than this tell nothing about the layout
+_MAX_PASSES = 20             # clean_text repeats its pass until nothing changes, at most this often
 _DATELINE = re.compile(r"^(\S*办公室)?\d{4}年\d{1,2}月\d{1,2}日$")
 
 
 def clean_text(raw: str) -> str:
-    """Return bulletin text as cleaned paragraphs separated by "\\n"."""
+    """Return bulletin text as cleaned paragraphs separated by "\\n".
+
+    Cleaning is repeated until it changes nothing, so cleaned text cleans to itself: a paragraph joined from
+    a full-width line and a short one is wider than a printed line, and read again it would join the next.
+    (The bundled bulletins clean in one pass.)
+    """
+    text = _clean_once(raw)
+    for _ in range(_MAX_PASSES):
+        again = _clean_once(text)
+        if again == text:
+            break
+        text = again
+    return text
+
+
+def _clean_once(raw: str) -> str:
     lines = [_clean_line(line) for line in _split_lines(raw)]
     lines = [line for line in lines if line and not _PAGE_MARKER.match(line)]
     lines = _drop_running_headers(lines)

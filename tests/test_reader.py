@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from bot.answer import Answerer
 from bot.reader.features import SENTENCE_FEATURES, named_places
+from bot.reader.listing import LISTING_FEATURES
 from bot.reader.model import ANSWER_CHARS, LEAD_CHARS, MAX_SUPPORT, MIN_SUPPORT_CHARS, ReaderModel, choose, fit_lines, lead_line, trim_clauses
 from bot.reader.types import answer_types
 from corpus.errors import BulletinBotError
@@ -113,6 +114,16 @@ def test_bundled_model_loads_and_matches_the_features():
     assert model.sentence.features == SENTENCE_FEATURES
     assert len(model.sentence.coef) == len(SENTENCE_FEATURES)
     assert 0.0 < model.threshold < 1.0
+    assert model.listing is not None and model.listing.features == LISTING_FEATURES
+    assert 0.0 < model.listing_threshold < 1.0
+
+
+def test_a_model_without_a_listing_part_loads_and_lists_by_the_rule(tmp_path):
+    data = ReaderModel.load().to_json()
+    del data["listing"], data["listing_threshold"]
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert ReaderModel.load(path).listing is None
 
 
 def test_a_model_fitted_on_other_features_is_a_clear_error(tmp_path):
@@ -262,7 +273,9 @@ def test_fit_command_fits_a_model_that_loads(built_data_dir, tmp_path):
     from bot.cli import cli
     rows = [{"q": "市六院献血一共献了多少毫升？", "gold": [["累计献血21200毫升"]], "answer_must": [["21200"]]},
             {"q": "唐河气排球比赛冠军是哪个队？", "gold": [["最终欢乐队斩获冠军"]], "answer_must": [["欢乐队"]]},
-            {"q": "洛阳的医保卡在南阳能刷吗？", "gold": [], "answer_must": []}]
+            {"q": "洛阳的医保卡在南阳能刷吗？", "gold": [], "answer_must": []},
+            {"q": "唐河县今年办了哪些球类比赛？", "gold": [["最终欢乐队斩获冠军"], ["唐河县“汉酱杯”乒乓球比赛圆满落下帷幕"]],
+             "answer_must": [["气排球"], ["乒乓球"]]}]
     qfile = tmp_path / "q.jsonl"
     qfile.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     out = tmp_path / "model.json"
@@ -270,7 +283,37 @@ def test_fit_command_fits_a_model_that_loads(built_data_dir, tmp_path):
                                       "--out", str(out), str(qfile)])
     assert result.exit_code == 0, result.output
     model = ReaderModel.load(out)
-    assert model.meta["questions"] == 3 and np.isfinite(model.sentence.coef).all()
+    assert model.meta["questions"] == 4 and np.isfinite(model.sentence.coef).all()
+    assert model.listing is not None and np.isfinite(model.listing.coef).all()
+
+
+def _listed(answerer, question):
+    p = answerer.prepare(question, features=False)
+    return [a.title for a in answerer._matching_articles(p.question, p.hits, p.weights, p.store, p.retriever)]
+
+
+@pytest.mark.parametrize("question, wanted, unwanted", [
+    # a day and the bureau's own field (卫健系统): every article of that day, not the one naming 卫健
+    ("6月19日那天卫健系统有什么事", ["市口腔医院防汛", "第六人民医院赴西峡县"], []),
+    # a union's Dragon Boat party at the blood station is not a hospital's blood drive
+    ("哪些医院组织过献血？", ["第六人民医院组织无偿献血", "第二附属医院开展无偿献血"], ["中心血站工会"]),
+])
+def test_the_fitted_listing_model_decides_which_articles_are_listed(fitted, question, wanted, unwanted):
+    titles = "\n".join(_listed(fitted, question))
+    assert all(w in titles for w in wanted), titles
+    assert not any(u in titles for u in unwanted), titles
+
+
+def test_the_listing_threshold_is_what_lists(fitted):
+    from dataclasses import replace
+    saved = fitted.reader
+    try:
+        fitted.reader = replace(saved, listing_threshold=1.01)
+        assert _listed(fitted, "哪些医院组织过献血？") == []
+        fitted.reader = replace(saved, listing_threshold=0.0)
+        assert len(_listed(fitted, "哪些医院组织过献血？")) > 4
+    finally:
+        fitted.reader = saved
 
 
 def test_answerability_weights_keep_their_declared_signs():

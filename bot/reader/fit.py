@@ -23,7 +23,9 @@ import numpy as np
 from tqdm import tqdm
 
 from bot.measure.evaluate import score_answer
+from bot.wording import dated_only
 from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, reading_features
+from bot.reader.listing import LISTING_FEATURES, candidates as listing_candidates, names_only_a_time
 from bot.reader.model import Logistic, ReaderModel, article_cover, below_floor, choose, sentence_scores
 from bot.reader.types import answer_types
 from index.chunking import split_sentences
@@ -50,6 +52,7 @@ class Example:
     synthetic: bool
     prepared: object             # bot.answer.Prepared
     y: np.ndarray                # per evidence sentence: holds a fact asked for
+    gold: frozenset = frozenset()   # the ids of the articles holding its gold evidence
 
 
 def _gold_articles(row: dict, articles: dict) -> set[int]:
@@ -122,7 +125,7 @@ def gather(answerer, rows: list[dict], synthetic: bool, progress: bool = True) -
         else:
             gold = _gold_articles(row, articles)
             group = min(gold) if gold else prepared.hits[0].article.id
-        examples.append(Example(row, group, synthetic, prepared, _labels(row, prepared, gold)))
+        examples.append(Example(row, group, synthetic, prepared, _labels(row, prepared, gold), frozenset(gold)))
     return examples
 
 
@@ -214,7 +217,40 @@ def fit(examples: list[Example], meta: dict | None = None) -> ReaderModel:
     scores = answerable(QX)
     in_scope = np.sort(scores[qy == 1])
     threshold = float(in_scope[int(FALSE_ABSTENTION * len(in_scope))]) - 1e-6 if len(in_scope) else 0.5
-    return ReaderModel(sentence, answerable, threshold, meta or {}, _coverage_floor(QX, qy))
+    listing, listing_threshold = _fit_listing([e for e in examples if not e.synthetic and is_listing(e)])
+    return ReaderModel(sentence, answerable, threshold, meta or {}, _coverage_floor(QX, qy), listing, listing_threshold)
+
+
+LISTING_C = 0.1                 # L2 strength of the listing model (few questions, correlated features)
+LISTING_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(11))   # 0.3 .. 0.8
+
+
+def is_listing(ex: Example) -> bool:
+    """A question the answerer lists articles for (哪些…, or a date with nothing else the bulletins print)."""
+    return ex.prepared.question.listing or dated_only(ex.prepared.question, ex.prepared.store)
+
+
+def _fit_listing(examples: list[Example]) -> tuple[Logistic | None, float]:
+    """Fit which candidate articles a listing question asks for (labels: its gold articles), and the threshold
+    under which the most training questions get exactly their gold articles listed."""
+    per_question = []
+    for e in examples:
+        p = e.prepared
+        if names_only_a_time(p.question, p.weights):        # listed by the time alone, not by the model
+            continue
+        found, X = listing_candidates(p.question, p.weights, p.hits, p.retriever, p.store.all_articles())
+        if len(found):
+            per_question.append((found, X, np.array([float(a.id in e.gold) for a in found])))
+    if not per_question or not any(y.any() for _, _, y in per_question):
+        return None, 0.5
+    model = _fit_logistic(np.vstack([X for _, X, _ in per_question]), np.concatenate([y for _, _, y in per_question]),
+                          LISTING_FEATURES, C=LISTING_C)
+    scores = [model(X) for _, X, _ in per_question]
+
+    def exact(threshold: float) -> int:
+        return sum(bool(np.array_equal(s >= threshold, y > 0)) for s, (_, _, y) in zip(scores, per_question))
+    best = max(LISTING_THRESHOLDS, key=lambda t: (exact(t), t))
+    return model, float(best)
 
 
 def _coverage_floor(QX: np.ndarray, qy: np.ndarray) -> float:

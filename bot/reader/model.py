@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, Evidence, bigrams, reading_features
+from bot.reader.listing import LISTING_FEATURES
 from corpus.errors import BulletinBotError
 
 LEAD_CHARS = 80               # the lead line: the answering sentence, or its clauses holding the answer
@@ -79,6 +80,8 @@ class ReaderModel:
     threshold: float              # abstain below this answerability
     meta: dict
     coverage_floor: float = 0.0   # abstain when the top article holds less of the question's terms (fitted)
+    listing: Logistic | None = None   # a listing question's candidate article is listed at or above ...
+    listing_threshold: float = 0.5    # ... this probability (bot/reader/listing.py)
 
     @classmethod
     def load(cls, path: Path | None = None) -> "ReaderModel":
@@ -88,13 +91,16 @@ class ReaderModel:
             data = json.loads(raw)
             return cls(Logistic.from_json(data["sentence"], SENTENCE_FEATURES),
                        Logistic.from_json(data["answerable"], QUESTION_FEATURES),
-                       float(data["threshold"]), data.get("meta", {}), float(data.get("coverage_floor", 0.0)))
+                       float(data["threshold"]), data.get("meta", {}), float(data.get("coverage_floor", 0.0)),
+                       Logistic.from_json(data["listing"], LISTING_FEATURES) if "listing" in data else None,
+                       float(data.get("listing_threshold", 0.5)))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BulletinBotError(f"the reader model cannot be read ({exc}); run `bulletin-bot fit`") from None
 
     def to_json(self) -> dict:
         return {"sentence": self.sentence.to_json(), "answerable": self.answerable.to_json(),
-                "threshold": self.threshold, "coverage_floor": self.coverage_floor, "meta": self.meta}
+                "threshold": self.threshold, "coverage_floor": self.coverage_floor, "meta": self.meta} | (
+                {"listing": self.listing.to_json(), "listing_threshold": self.listing_threshold} if self.listing else {})
 
     def read(self, ev: Evidence) -> Reading:
         """Score the sentences, pick the lead and its support, and decide whether to answer."""
