@@ -16,6 +16,7 @@ import logging
 import os
 from urllib.parse import urlparse
 
+import httpx
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
@@ -42,7 +43,7 @@ class _OneLine(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, (TelegramError, asyncio.CancelledError)):
+        if isinstance(exc, (TelegramError, asyncio.CancelledError, OSError, httpx.HTTPError)):
             record.msg, record.args = f"{record.getMessage()} ({type(exc).__name__}: {exc})", ()
             record.exc_info = record.exc_text = None
         return True
@@ -58,8 +59,12 @@ def quiet_library_logs() -> None:
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() < level:
             logger.setLevel(level)
-    for name in ("telegram.ext", "telegram.ext.Updater", "telegram.ext.Application"):   # filters do not inherit
-        logging.getLogger(name).addFilter(ONE_LINE)
+    # filters do not inherit: every PTB logger there is (they are made when PTB is imported), and the known ones
+    names = {n for n in logging.root.manager.loggerDict if n == "telegram" or n.startswith("telegram.")}
+    for name in sorted(names | {"telegram.ext", "telegram.ext.Updater", "telegram.ext.Application"}):
+        logger = logging.getLogger(name)
+        if ONE_LINE not in logger.filters:
+            logger.addFilter(ONE_LINE)
 
 
 async def _register_commands(app: Application) -> None:
