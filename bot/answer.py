@@ -11,10 +11,10 @@ from bot.results import Answer, Source
 from bot.question import GENERIC, Question, Weights, expand_aliases, missing_answer_type, ordinal_mismatch
 from bot.quoting import SentencePicker
 from bot.reader.features import Evidence, build_evidence, named_places
-from bot.reader.listing import candidates as listing_candidates, names_only_a_time
+from bot.reader.listing import candidates as listing_candidates
 from bot.reader.model import ReaderModel, Reading, bundled_model, trim_clauses
 from bot.reader.types import answer_types
-from bot.wording import dated_only, normalize
+from bot.wording import dated_only, names_only_a_time, normalize
 from corpus.dates import TimeRange
 from corpus.errors import BulletinBotError
 from index.build import index_identity
@@ -148,7 +148,7 @@ class Answerer:
         # 4. compose a list, a quote or an abstention
         pick = SentencePicker(self.sentence_vectors, question, prepared.query, prepared.weights)
         answer = None
-        if question.listing or dated_only(question, prepared.store):
+        if question.listing or dated_only(question, prepared.store, prepared.weights.unknown):
             # a list of events ("7月9号有啥动静" asks for that day's); when only one article matches, the
             # enumeration asked for is inside it and the quote path answers
             answer = self._listing(question, hits, prepared.weights, pick, prepared.store, prepared.retriever)
@@ -229,7 +229,7 @@ class Answerer:
                            store: IndexStore, retriever: Retriever) -> list[StoredArticle]:
         """Return every article a listing question asks for, not cut at top-k, within the places it names."""
         model = self.reader.listing if self.settings.answer.reader == "fitted" else None
-        if names_only_a_time(question, weights):
+        if names_only_a_time(question, weights.unknown):
             # "7月12日那天有哪些活动？", "最近一期有哪些新闻？": every article of that time, retrieved or not
             articles = store.all_articles()
             found = [articles[i] for i in retriever.allowed(question.when)]

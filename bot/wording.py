@@ -59,15 +59,25 @@ def normalize(text: str) -> str:
     return to_halfwidth(to_simplified(text or ""))
 
 
-def dated_only(question: Question, store: IndexStore) -> bool:
+def names_only_a_time(question: Question, unknown: frozenset[str] | set[str]) -> bool:
+    """Tell whether a question names a day or period (the latest issue included) and nothing the bulletins
+    print besides: its other terms are generic (活动, 市里) or ``unknown`` (no bulletin uses them)."""
+    when = question.when
+    return (when is not None and not when.vague
+            and all(t in GENERIC or t in unknown for t in question.terms))
+
+
+def dated_only(question: Question, store: IndexStore, unknown: frozenset[str] | None = None) -> bool:
     """Tell whether a question names a day or period and nothing the bulletins print besides.
 
     "7月9号有啥动静", "7月17日市里开了个什么会", "6月18日那天有啥事": its terms are all generic
     (活动, 市里) or words no bulletin uses (动静, 开了个). Such a question asks for every article of that
     date — ``Retriever.articles_on(question.when)`` — not for the one that best matches its words.
+    ``unknown``: the terms no bulletin uses when already counted (``Weights.unknown``), else read from the store.
     """
-    when = question.when
-    if when is None or when.vague or when.latest_issue:
+    if question.when is None or question.when.latest_issue:
         return False
-    counts = store.term_document_counts(question.terms)
-    return all(t in GENERIC or not counts.get(t) for t in question.terms)
+    if unknown is None:
+        counts = store.term_document_counts(question.terms)
+        unknown = frozenset(t for t in question.terms if not counts.get(t))
+    return names_only_a_time(question, unknown)

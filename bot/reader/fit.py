@@ -23,11 +23,11 @@ import numpy as np
 from tqdm import tqdm
 
 from bot.measure.evaluate import score_answer
-from bot.wording import dated_only
 from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, reading_features
-from bot.reader.listing import LISTING_FEATURES, candidates as listing_candidates, names_only_a_time
+from bot.reader.listing import LISTING_FEATURES, candidates as listing_candidates
 from bot.reader.model import Logistic, ReaderModel, article_cover, below_floor, choose, sentence_scores
 from bot.reader.types import answer_types
+from bot.wording import dated_only, names_only_a_time
 from index.chunking import split_sentences
 from index.keywords import query_terms
 
@@ -227,7 +227,8 @@ LISTING_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(11))   # 0.3 
 
 def is_listing(ex: Example) -> bool:
     """A question the answerer lists articles for (哪些…, or a date with nothing else the bulletins print)."""
-    return ex.prepared.question.listing or dated_only(ex.prepared.question, ex.prepared.store)
+    p = ex.prepared
+    return p.question.listing or dated_only(p.question, p.store, p.weights.unknown)
 
 
 def _fit_listing(examples: list[Example]) -> tuple[Logistic | None, float]:
@@ -236,7 +237,7 @@ def _fit_listing(examples: list[Example]) -> tuple[Logistic | None, float]:
     per_question = []
     for e in examples:
         p = e.prepared
-        if names_only_a_time(p.question, p.weights):        # listed by the time alone, not by the model
+        if names_only_a_time(p.question, p.weights.unknown):        # listed by the time alone, not by the model
             continue
         found, X = listing_candidates(p.question, p.weights, p.hits, p.retriever, p.store.all_articles())
         if len(found):

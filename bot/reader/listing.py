@@ -7,7 +7,7 @@ candidate's, in its headline and unit, its vector similarity against the best, i
 score, whether its event happened in the time asked, and whether it names the places asked. A logistic
 regression fitted by `bulletin-bot fit` on the labelled listing questions (their gold articles) scores
 them; those at or above the fitted threshold are listed. A question naming only a time lists every article
-of that time (names_only_a_time).
+of that time (bot.wording.names_only_a_time).
 """
 from __future__ import annotations
 
@@ -22,14 +22,6 @@ from index.store import StoredArticle
 
 LISTING_FEATURES = ("cov", "cov_rel", "cov_all", "cov_head", "cos", "cos_gap", "score_rel", "in_time", "dated",
                     "places_ok", "n_log")
-
-
-def names_only_a_time(question: Question, weights: Weights) -> bool:
-    """A day or period and nothing the bulletins print besides ("7月12日那天有哪些活动？", "最近一期有哪些新闻？"):
-    every article of that time is asked for; nothing is left for a model to judge."""
-    when = question.when
-    return (when is not None and not when.vague
-            and all(t in GENERIC or t in weights.unknown for t in weights.idf))
 
 
 def candidates(question: Question, weights: Weights, hits: list[Hit], retriever: Retriever,
