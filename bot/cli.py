@@ -334,7 +334,7 @@ def _notify_followers(obj: Context, engine: Engine, before: dict | None) -> None
     from bot.channels.notify import Notifier
     if before is None:
         return
-    notifier = Notifier(obj.settings, engine)
+    notifier = Notifier(obj.settings.wechat, obj.settings.follow, engine)
     token = os.environ.get(obj.settings.telegram.token_env, "")
 
     async def run():
@@ -344,7 +344,7 @@ def _notify_followers(obj: Context, engine: Engine, before: dict | None) -> None
             from telegram.error import TelegramError
             from bot.channels.telegram import notice_bot
             try:
-                async with notice_bot(obj.settings, token) as bot:
+                async with notice_bot(obj.settings.telegram, token) as bot:
                     return await notifier.notify(before, bot)
             except TelegramError as exc:                  # the issue is in; only the notices could not go out
                 raise BulletinBotError(f"followers not told: the Telegram Bot API failed ({type(exc).__name__})") from None

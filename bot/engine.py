@@ -298,7 +298,7 @@ class Engine:
         return self._follow_commands.unfollow(channel, user_id, number)
 
     def feed_url(self, topic: str | None = None) -> str:
-        return feed_url(self.settings, topic)
+        return feed_url(self.settings.follow, self.settings.web, topic)
 
     @staticmethod
     def topic_words(topic: str) -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpus.errors import ConfigError
-from index.settings import IndexSettings
+from index.settings import DataSettings, IndexSettings  # noqa: F401 - DataSettings for the channels (never index)
 
 TODAY_ENV = "BULLETIN_BOT_TODAY"
 DATA_DIR_ENV = "BULLETIN_BOT_DATA_DIR"           # overrides [data] dir (the --data-dir option overrides both)

@@ -29,6 +29,13 @@ def engine_for(settings: Settings, answerer, querylog=None):
     return Engine(settings, answerer=answerer, querylog=querylog, workers=1)
 
 
+def app_for(settings: Settings, engine, channels=None):
+    """The ASGI app over ``engine``, handed its sections of ``settings`` as `serve` hands them."""
+    from bot.channels.sections import WebSections
+    from bot.channels.web import build_app
+    return build_app(WebSections(settings.web, settings.wechat, settings.follow), engine, channels)
+
+
 def settings_for(data_dir: Path, **sections) -> Settings:
     return replace(Settings(), data={"dir": str(data_dir)}, **sections)
 

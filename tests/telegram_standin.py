@@ -334,9 +334,11 @@ class BotThread:
     """Run ``run_telegram`` in its own event loop in a thread; cancel it on exit, as Ctrl-C would."""
 
     def __init__(self, settings, answerer, querylog, token):
+        from bot.channels.sections import TelegramSections
         from bot.engine import Engine
         self.engine = Engine(settings, answerer=answerer, querylog=querylog, workers=1)
-        self.args = (settings, self.engine, token)
+        sections = TelegramSections(settings.telegram, settings.data, settings.wechat, settings.follow)
+        self.args = (sections, self.engine, token)
         self.loop = asyncio.new_event_loop()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._main, name="telegram-bot", daemon=True)

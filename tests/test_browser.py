@@ -8,8 +8,7 @@ import pytest
 
 from bot import replies
 from bot.querylog import QueryLog
-from bot.channels.web import build_app
-from tests.conftest import engine_for, REPO, settings_for
+from tests.conftest import app_for, engine_for, REPO, settings_for
 from tests.wechat_standin import serve_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,7 +24,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in t
 
 @pytest.fixture
 def page(built_data_dir, answerer, tmp_path):
-    app = build_app(settings_for(built_data_dir), engine_for(settings_for(built_data_dir), answerer, QueryLog(tmp_path / "log", b"s")))
+    app = app_for(settings_for(built_data_dir), engine_for(settings_for(built_data_dir), answerer, QueryLog(tmp_path / "log", b"s")))
     with serve_app(app) as url, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)

@@ -13,8 +13,7 @@ import pytest
 from bot import replies
 from bot.channels.states import ChannelStates, backoff
 from bot.querylog import QueryLog
-from bot.channels.web import build_app
-from tests.conftest import engine_for, settings_for
+from tests.conftest import app_for, engine_for, settings_for
 from tests.telegram_standin import BotApiStandIn
 from tests.test_wechat import APP_ID, BLOOD, OPENID, SECRET, WeChatServers, text_xml
 from tests.test_wechat import TOKEN as WECHAT_TOKEN
@@ -155,7 +154,7 @@ def test_wechat_late_answer_waits_out_an_unreachable_api_then_arrives(built_data
               "reply_budget_s": 0.01, "send_attempts": 20, "retry_max_s": 0.3}
     channels = ChannelStates()
     querylog = QueryLog(tmp_path / "log", b"test-salt")
-    app = build_app(settings_for(built_data_dir, wechat=wechat), engine_for(settings_for(built_data_dir, wechat=wechat), answerer, querylog), channels)
+    app = app_for(settings_for(built_data_dir, wechat=wechat), engine_for(settings_for(built_data_dir, wechat=wechat), answerer, querylog), channels)
     with serve_app(app) as url:
         servers = WeChatServers(url, "/wechat", None, querylog, safe=False)
         assert servers.send(text_xml(BLOOD, 7101)) == replies.WECHAT_WORKING

@@ -23,7 +23,6 @@ from starlette.routing import Route
 from bot.measure.kill_anywhere import OLD_FACT, make_inputs, run as kill_anywhere, state
 from bot import replies
 from bot.querylog import QueryLog
-from bot.channels.web import build_app
 from corpus import read
 from corpus.errors import BadBulletin
 from index.errors import StorageError
@@ -31,7 +30,7 @@ from index.build import index_identity, ingest_files
 from index.generations import Generations
 from index.store import FAISS_FILE, IndexStore
 from index.vectors import VectorCache
-from tests.conftest import engine_for, BULLETINS, REPO, TODAY, settings_for
+from tests.conftest import app_for, engine_for, BULLETINS, REPO, TODAY, settings_for
 from tests.test_wechat import OPENID, TOKEN, WeChatServers, text_xml
 from tests.wechat_standin import serve_app
 
@@ -97,7 +96,7 @@ def served(data_dir, embedder, tmp_path):
     """The web app over a private data directory; yields (http client, data_dir)."""
     from bot.answer import Answerer
     answerer = Answerer(settings_for(data_dir), embedder, today=TODAY)
-    with serve_app(build_app(settings_for(data_dir), engine_for(settings_for(data_dir), answerer, QueryLog(tmp_path / "log", b"s")))) as url, \
+    with serve_app(app_for(settings_for(data_dir), engine_for(settings_for(data_dir), answerer, QueryLog(tmp_path / "log", b"s")))) as url, \
             httpx.Client(base_url=url, timeout=60) as http:
         assert http.get("/healthz").status_code == 200
         yield http, data_dir

@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 from bot.querylog import QueryLog
-from bot.channels.web import build_app
-from tests.conftest import engine_for, REPO, settings_for
+from tests.conftest import app_for, engine_for, REPO, settings_for
 from tests.wechat_standin import free_port, serve_app
 
 DOCKERFILE = (REPO / "Dockerfile").read_text(encoding="utf-8")
@@ -87,6 +86,6 @@ def test_healthcheck_passes_while_healthz_serves_and_fails_without_it(built_data
     probe = [a.replace("127.0.0.1:8080", f"127.0.0.1:{port}") for a in argv]
     probe[0] = sys.executable
     assert subprocess.run(probe, capture_output=True, timeout=60).returncode != 0      # nothing listening
-    app = build_app(settings_for(built_data_dir), engine_for(settings_for(built_data_dir), answerer, QueryLog(tmp_path / "log", b"s")))
+    app = app_for(settings_for(built_data_dir), engine_for(settings_for(built_data_dir), answerer, QueryLog(tmp_path / "log", b"s")))
     with serve_app(app, port=port):
         assert subprocess.run(probe, capture_output=True, timeout=60).returncode == 0

@@ -13,14 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from bot.channels.web import build_app
 from bot.engine import Engine
 from bot.answer import Answerer
 from bot.pool import watch
 from index.build import index_identity, ingest_files
 from index.generations import Generations
 from index.store import IndexStore
-from tests.conftest import REPO, TODAY, settings_for
+from tests.conftest import app_for, REPO, TODAY, settings_for
 from tests.test_web import BLOOD
 from tests.wechat_standin import serve_app
 
@@ -114,7 +113,7 @@ def test_healthz_and_issues_never_wait_behind_answers(built_data_dir, answerer, 
     settings = settings_for(built_data_dir)
     slow = SlowAnswerer(answerer)
     engine = Engine(settings, answerer=slow, workers=1)
-    with serve_app(build_app(settings, engine)) as url, ThreadPoolExecutor(4) as pool:
+    with serve_app(app_for(settings, engine)) as url, ThreadPoolExecutor(4) as pool:
         asks = [pool.submit(httpx.post, url + "/api/ask", json={"question": BLOOD}, timeout=60) for _ in range(3)]
         time.sleep(0.3)                                     # three answers queued: about 4.5 s of work
         started = time.monotonic()
@@ -132,7 +131,7 @@ def test_a_question_whose_client_left_is_not_computed(built_data_dir, answerer):
     settings = settings_for(built_data_dir)
     slow = SlowAnswerer(answerer)
     engine = Engine(settings, answerer=slow, workers=1)
-    with serve_app(build_app(settings, engine)) as url:
+    with serve_app(app_for(settings, engine)) as url:
         def impatient(n: int):
             try:
                 httpx.post(url + "/api/ask", json={"question": f"{BLOOD} {n}"}, timeout=0.5)

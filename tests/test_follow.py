@@ -23,12 +23,11 @@ from bot.follow.match import TopicMatcher, question_topic
 from bot.channels.notify import Notifier
 from bot.follow.store import FOLLOWS_DB, FollowStore
 from bot.querylog import QueryLog
-from bot.channels.web import build_app
 from corpus.errors import ConfigError
 from index.archive import backup, restore
 from index.build import index_identity, ingest_files
 from bot.settings import FollowSettings, parse_settings
-from tests.conftest import engine_for, REPO, TODAY, settings_for
+from tests.conftest import app_for, engine_for, REPO, TODAY, settings_for
 from tests.test_telegram import ADMIN, BLOOD, ask, buttons, new_user, shown, telegram_bot
 from tests.test_wechat import APP_ID, ENV, OPENID, SECRET, TOKEN, WeChatServers, text_xml
 from tests.wechat_standin import WeChatStandIn, serve_app
@@ -167,7 +166,7 @@ def test_matcher_takes_the_drive_not_the_union_event_and_honours_places(issue_an
 
 def test_feeds_parse_and_list_matching_articles_newest_first(issue_data_dir, issue_answerer, tmp_path):
     settings = settings_for(issue_data_dir, follow={"feed_entries": 20})
-    app = build_app(settings, engine_for(settings, issue_answerer, QueryLog(tmp_path / "log", b"salt")))
+    app = app_for(settings, engine_for(settings, issue_answerer, QueryLog(tmp_path / "log", b"salt")))
     with serve_app(app) as url, httpx.Client(base_url=url, timeout=60) as http:
         response = http.get("/feed.xml", params={"q": "献血"})
         assert response.status_code == 200 and response.headers["content-type"].startswith("application/atom+xml")
@@ -212,7 +211,7 @@ def wechat_follow(data_dir, embedder, tmp_path, monkeypatch):
                                 follow={"wechat_template_id": template, "public_url": "https://bulletin.example.org"})
         answerer = Answerer(settings, embedder, today=TODAY)
         querylog = QueryLog(tmp_path / "log", b"test-salt")
-        url = stack.enter_context(serve_app(build_app(settings, engine_for(settings, answerer, querylog))))
+        url = stack.enter_context(serve_app(app_for(settings, engine_for(settings, answerer, querylog))))
         servers = stack.enter_context(contextlib.closing(WeChatServers(url, settings.wechat.path, standin, querylog,
                                                                        safe=False)))
         return servers, settings, answerer, querylog
@@ -229,7 +228,7 @@ def test_wechat_follow_sends_a_template_message_for_a_new_issue(wechat_follow, e
     assert "21200" in servers.send(text_xml(BLOOD, 9003))                 # questions are still answered
 
     engine = engine_for(settings, answerer, querylog)
-    notifier = Notifier(settings, engine)
+    notifier = Notifier(settings.wechat, settings.follow, engine)
     before = engine.snapshot()                                           # what `bulletin-bot ingest` does
     assert ingest_files(settings, embedder, [ISSUE]).added
     delivery = asyncio.run(notifier.notify(before))

@@ -109,3 +109,37 @@ def test_every_data_folder_file_name_is_spelt_once():
                 spelt.setdefault(node.value, []).append(name)
     assert {file: where for file, where in spelt.items() if len(where) > 1} == {}
     assert all(len(where) == 1 for where in spelt.values()) and set(spelt) == set(DATA_FILES)
+
+
+def names_in(annotation: ast.expr | None) -> set[str]:
+    """The names an annotation spells (inside ``X | None``, ``Optional[X]`` and quoted annotations too)."""
+    found = set()
+    for node in ast.walk(annotation) if annotation is not None else ():
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            try:
+                found |= names_in(ast.parse(node.value, mode="eval").body)
+            except SyntaxError:
+                pass
+    return found
+
+
+def test_channels_and_following_receive_only_their_settings_sections():
+    """Only `serve` (the composition root) takes the whole ``Settings``; every other function or method of
+    bot/channels/ and bot/follow/ receives the sections it reads."""
+    wrong = []
+    for path in sorted((REPO / "bot" / "channels").glob("*.py")) + sorted((REPO / "bot" / "follow").glob("*.py")):
+        where = path.relative_to(REPO).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            if (where, node.name) == ("bot/channels/serve.py", "serve"):
+                continue
+            a = node.args
+            params = a.posonlyargs + a.args + a.kwonlyargs + [p for p in (a.vararg, a.kwarg) if p is not None]
+            wrong += [f"{where}:{node.lineno} {node.name}({p.arg})" for p in params
+                      if "Settings" in names_in(p.annotation)]
+    assert wrong == []

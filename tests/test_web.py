@@ -10,9 +10,9 @@ import pytest
 
 from bot import replies
 from bot.querylog import QueryLog
-from bot.channels.web import STATIC, build_app
+from bot.channels.web import STATIC
 from index.errors import IndexCorrupt
-from tests.conftest import engine_for, settings_for
+from tests.conftest import app_for, engine_for, settings_for
 from tests.wechat_standin import serve_app
 
 BLOOD = "市六院7月那次组织献血，一共献了多少毫升？"
@@ -25,7 +25,7 @@ def querylog(tmp_path):
 
 @pytest.fixture
 def base_url(built_data_dir, answerer, querylog):
-    with serve_app(build_app(settings_for(built_data_dir), engine_for(settings_for(built_data_dir), answerer, querylog))) as url:
+    with serve_app(app_for(settings_for(built_data_dir), engine_for(settings_for(built_data_dir), answerer, querylog))) as url:
         yield url
 
 
@@ -148,7 +148,7 @@ def test_unknown_path_is_a_json_404(http):
 
 
 def test_errors_reach_clients_as_a_generic_message_without_a_traceback(built_data_dir, tmp_path, caplog):
-    app = build_app(settings_for(built_data_dir), engine_for(settings_for(built_data_dir), BrokenAnswerer(), QueryLog(tmp_path / "log", b"s")))
+    app = app_for(settings_for(built_data_dir), engine_for(settings_for(built_data_dir), BrokenAnswerer(), QueryLog(tmp_path / "log", b"s")))
     with serve_app(app) as url, httpx.Client(base_url=url, timeout=30) as http:
         response = http.post("/api/ask", json={"question": BLOOD})
         assert (response.status_code, response.json()) == (500, {"error": replies.API_SERVER_ERROR})
@@ -177,6 +177,6 @@ def test_page_is_served_with_its_strings_and_no_outside_assets(http):
 
 def test_web_disabled_serves_only_healthz(built_data_dir, answerer, tmp_path):
     settings = settings_for(built_data_dir, web={"enabled": False})
-    with serve_app(build_app(settings, engine_for(settings, answerer, QueryLog(tmp_path / "log", b"s")))) as url:
+    with serve_app(app_for(settings, engine_for(settings, answerer, QueryLog(tmp_path / "log", b"s")))) as url:
         assert httpx.get(url + "/healthz").status_code == 200
         assert httpx.post(url + "/api/ask", json={"question": BLOOD}).status_code == 404

@@ -17,11 +17,10 @@ from wechatpy.utils import WeChatSigner
 
 from bot import replies
 from bot.querylog import QueryLog
-from bot.channels.web import build_app
 from bot.channels.wechat import split_reply
 from corpus.errors import ConfigError
 from bot.settings import WeChatSettings
-from tests.conftest import engine_for, settings_for
+from tests.conftest import app_for, engine_for, settings_for
 from tests.wechat_standin import WeChatStandIn, serve_app
 
 TOKEN, APP_ID, SECRET = "console-token-123", "wx5823bf96d3bd56c7", "app-secret-456"
@@ -119,7 +118,7 @@ def wechat(built_data_dir, answerer, tmp_path, monkeypatch):
         settings = settings_for(built_data_dir, wechat={"enabled": True, "app_id": APP_ID,
                                                         "api_base_url": standin.base_url, **config})
         querylog = QueryLog(tmp_path / "log", b"test-salt")
-        url = stack.enter_context(serve_app(build_app(settings, engine_for(settings, answerer, querylog))))
+        url = stack.enter_context(serve_app(app_for(settings, engine_for(settings, answerer, querylog))))
         servers = stack.enter_context(contextlib.closing(
             WeChatServers(url, settings.wechat.path, standin, querylog, safe)))
         servers.log_dir = tmp_path / "log"
@@ -280,7 +279,7 @@ def test_wechat_enabled_without_a_token_is_a_config_error(built_data_dir, answer
     monkeypatch.delenv(ENV.token_env, raising=False)
     settings = settings_for(built_data_dir, wechat={"enabled": True})
     with pytest.raises(ConfigError, match=ENV.token_env):
-        build_app(settings, engine_for(settings, answerer, QueryLog(tmp_path, b"s")))
+        app_for(settings, engine_for(settings, answerer, QueryLog(tmp_path, b"s")))
 
 
 @pytest.mark.parametrize("text", ["短回答", "一二三四五六七八九十" * 40, "第一行\n" * 120, "ab" * 500])

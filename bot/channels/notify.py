@@ -2,7 +2,7 @@
 
     before = engine.snapshot()            # the served issues, before the write
     ... engine.ingest / engine.reindex ...
-    delivery = await Notifier(settings, engine).notify(before, telegram_bot)
+    delivery = await Notifier(settings.wechat, settings.follow, engine).notify(before, telegram_bot)
 
 Telegram notices go out through PTB, whose AIORateLimiter paces them; a chat that blocked the bot (403)
 is dropped with its topics. WeChat notices are template messages through wechatpy.
@@ -22,6 +22,7 @@ from wechatpy.exceptions import WeChatClientException
 from bot import replies
 from bot.channels.telegram_format import split_html
 from bot.engine import Engine, Notice
+from bot.settings import FollowSettings, WeChatSettings
 
 log = logging.getLogger(__name__)
 SEND_AT_ONCE = 30                # Telegram notices in flight at once (the rate limiter paces them further)
@@ -116,8 +117,8 @@ def send_wechat(client, template_id: str, engine: Engine, notices: list[Notice])
 class Notifier:
     """Tell followers on every configured channel about the issues a write added or replaced."""
 
-    def __init__(self, settings, engine: Engine):
-        self.settings, self.engine = settings, engine
+    def __init__(self, wechat: WeChatSettings, follow: FollowSettings, engine: Engine):
+        self.wechat, self.template_id, self.engine = wechat, follow.wechat_template_id, engine
 
     async def notify(self, before: dict[str, str], telegram_bot=None) -> Delivery:
         """Plan and send the notices of everything changed since ``before``; Telegram only with a bot."""
@@ -128,14 +129,13 @@ class Notifier:
             total = _add(total, await send_telegram(telegram_bot, engine, notices))
         client = self._wechat_client() if any(n.channel == "wechat" for n in notices) else None
         if client is not None:
-            total = _add(total, await engine.io(send_wechat, client, self.settings.follow.wechat_template_id,
-                                                engine, notices))
+            total = _add(total, await engine.io(send_wechat, client, self.template_id, engine, notices))
         return total
 
     def _wechat_client(self):
         """wechatpy's client when a template message can be sent (template id, app id and secret set), else None."""
         from bot.channels.wechat import CustomerService         # here: the WeChat channel pulls in the web app
-        cfg, template = self.settings.wechat, self.settings.follow.wechat_template_id
+        cfg, template = self.wechat, self.template_id
         secret = os.environ.get(cfg.app_secret_env, "")
         if not (template and cfg.app_id and secret):
             return None

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 
+from bot.channels.sections import TelegramSections, WebSections
 from bot.channels.states import ChannelStates
 from bot.engine import ConfigError, Engine
 from bot.settings import Settings
@@ -20,12 +21,13 @@ async def serve(settings: Settings, engine: Engine) -> None:
     token = os.environ.get(settings.telegram.token_env, "")
     if token:
         from bot.channels.telegram import run_telegram
-        runners.append(_alone("telegram", run_telegram(settings, engine, token, states), states))
+        sections = TelegramSections(settings.telegram, settings.data, settings.wechat, settings.follow)
+        runners.append(_alone("telegram", run_telegram(sections, engine, token, states), states))
     else:
         log.warning("Telegram is off: env %s is not set", settings.telegram.token_env)
     if settings.web.enabled or settings.wechat.enabled:
         from bot.channels.web import run_web
-        runners.append(run_web(settings, engine, states))
+        runners.append(run_web(WebSections(settings.web, settings.wechat, settings.follow), engine, states))
     if not runners:
         log.error("nothing to serve: enable [web] or [wechat], or set %s", settings.telegram.token_env)
         return

@@ -1,7 +1,7 @@
 """The Telegram channel: a python-telegram-bot Application over the engine, by polling or webhook.
 
-    build_application(settings, engine, token) -> Application   (handlers wired, not started)
-    run_telegram(settings, engine, token, states)                (async; runs until cancelled)
+    build_application(sections, engine, token) -> Application   (handlers wired, not started)
+    run_telegram(sections, engine, token, states)                (async; runs until cancelled)
 
 The channel fails alone: while the Bot API cannot be reached it retries with back-off (one log line per
 failure, ``states["telegram"] == "retrying"``) and the other channels keep serving; a token the Bot API
@@ -24,10 +24,11 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, Callb
 from telegram.request import HTTPXRequest
 
 from bot import replies
+from bot.channels.sections import TelegramSections
 from bot.channels.states import ChannelStates, backoff
 from bot.channels.telegram_handlers import Handlers
 from bot.engine import ConfigError, Engine
-from bot.settings import Settings
+from bot.settings import TelegramSettings
 
 log = logging.getLogger(__name__)
 MODES = ("polling", "webhook")
@@ -123,18 +124,17 @@ def rate_limiter() -> AIORateLimiter:
     return AIORateLimiter(overall_max_rate=OVERALL_PER_S, max_retries=RETRIES_AFTER_429)
 
 
-def notice_bot(settings: Settings, token: str):
+def notice_bot(tg: TelegramSettings, token: str):
     """Return a bot (not initialized) for sending follow notices outside `serve`, paced like the Application's."""
     from telegram.ext import ExtBot
-    tg = settings.telegram
     quiet_library_logs()
     kwargs = {k: v for k, v in (("base_url", tg.base_url), ("base_file_url", tg.base_file_url)) if v}
     return ExtBot(token, rate_limiter=rate_limiter(), **kwargs)
 
 
-def build_application(settings: Settings, engine: Engine, token: str, link: _Link | None = None) -> Application:
+def build_application(sections: TelegramSections, engine: Engine, token: str, link: _Link | None = None) -> Application:
     """Return the Application with every handler and the error handler added (not yet initialized)."""
-    tg = settings.telegram
+    tg = sections.telegram
     if tg.mode not in MODES:
         raise ConfigError(f"config: [telegram] mode must be one of {', '.join(MODES)}, got {tg.mode!r}")
     quiet_library_logs()
@@ -147,7 +147,7 @@ def build_application(settings: Settings, engine: Engine, token: str, link: _Lin
     if tg.base_file_url:
         builder = builder.base_file_url(tg.base_file_url)
     app = builder.build()
-    h = Handlers(settings, engine)
+    h = Handlers(sections, engine)
     new_messages = filters.UpdateType.MESSAGE
     for command, callback in (("start", h.start), ("help", h.help), ("new", h.new_topic), ("search", h.search),
                               ("latest", h.latest), ("issues", h.issues), ("reindex", h.reindex),
@@ -166,16 +166,17 @@ def build_application(settings: Settings, engine: Engine, token: str, link: _Lin
     return app
 
 
-async def run_telegram(settings: Settings, engine: Engine, token: str, states: ChannelStates | None = None) -> None:
+async def run_telegram(sections: TelegramSections, engine: Engine, token: str,
+                       states: ChannelStates | None = None) -> None:
     """Start the bot (polling, or the webhook server with its secret_token) and run until cancelled.
 
     Returns (after one error line) if the Bot API rejects the token; retries while it cannot be reached.
     """
-    tg = settings.telegram
+    tg = sections.telegram
     states = states if states is not None else ChannelStates()
     states.set(CHANNEL, "starting")
     link = _Link(states, token, tg.token_env)
-    app = build_application(settings, engine, token, link)
+    app = build_application(sections, engine, token, link)
     secret = os.environ.get(tg.secret_token_env, "")
     if tg.mode == "webhook" and not (tg.webhook_url and secret):
         raise ConfigError(f"config: webhook mode needs [telegram] webhook_url and the env var {tg.secret_token_env}")

@@ -10,7 +10,7 @@ from telegram.ext import ContextTypes
 from bot import replies
 from bot.channels.notify import Notifier
 from bot.engine import Engine
-from bot.settings import Settings
+from bot.settings import FollowSettings, WeChatSettings
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +21,9 @@ CHANNEL = "telegram"
 class FollowHandlers:
     """The follow commands and notices over the engine, replying with the handlers' ``reply``."""
 
-    def __init__(self, settings: Settings, engine: Engine, reply):
+    def __init__(self, wechat: WeChatSettings, follow: FollowSettings, engine: Engine, reply):
         self.engine, self.reply = engine, reply
-        self.notifier = Notifier(settings, engine)
+        self.notifier = Notifier(wechat, follow, engine)
 
     async def follow(self, update: Update, context: Context) -> None:
         """/follow 义诊 镇平: be told when a new issue has articles on this topic."""

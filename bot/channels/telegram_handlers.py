@@ -16,11 +16,11 @@ from telegram.ext import ContextTypes
 
 from bot import replies
 from bot.followup import topic_after, with_topic
+from bot.channels.sections import TelegramSections
 from bot.channels.telegram_follow import FollowHandlers
 from bot.channels.telegram_format import (QuestionLimiter, answer_keyboard, article_text, examples_keyboard,
                                           search_page, split_html)
 from bot.engine import UPLOAD_SUFFIXES, BulletinBotError, Engine, IndexBusy
-from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +36,13 @@ class Handlers:
     """The bot's callbacks, sharing the engine and the [telegram] settings. Every blocking call goes through the
     engine (answers on its workers, the rest on its I/O threads): nothing blocks the event loop."""
 
-    def __init__(self, settings: Settings, engine: Engine):
-        self.settings = settings
-        self.tg = settings.telegram
+    def __init__(self, sections: TelegramSections, engine: Engine):
+        self.tg = sections.telegram
+        self.max_file_mb = sections.data.max_file_mb
         self.engine = engine
         self.limiter = QuestionLimiter(self.tg.questions_per_minute)
         self.admins = {str(a) for a in self.tg.admins}
-        self.following = FollowHandlers(settings, engine, self.reply)
+        self.following = FollowHandlers(sections.wechat, sections.follow, engine, self.reply)
 
     # -- helpers -------------------------------------------------------------------------------
     def is_admin(self, update: Update) -> bool:
@@ -240,8 +240,8 @@ class Handlers:
         if Path(name).suffix.lower() not in UPLOAD_SUFFIXES:
             await self.reply(update, context, replies.TG_UPLOAD_SUFFIX.format(name=name))
             return
-        if doc.file_size and doc.file_size > self.settings.data.max_file_mb * 1024 * 1024:
-            await self.reply(update, context, replies.TG_UPLOAD_TOO_BIG.format(name=name, mb=self.settings.data.max_file_mb))
+        if doc.file_size and doc.file_size > self.max_file_mb * 1024 * 1024:
+            await self.reply(update, context, replies.TG_UPLOAD_TOO_BIG.format(name=name, mb=self.max_file_mb))
             return
         await self.reply(update, context, replies.TG_UPLOAD_RECEIVED.format(name=name))
         with tempfile.TemporaryDirectory(prefix="tg-upload-") as folder:

@@ -37,9 +37,10 @@ from starlette.staticfiles import StaticFiles
 
 from bot import replies
 from bot.channels.http import read_body
+from bot.channels.sections import WebSections
 from bot.channels.states import ChannelStates
 from bot.engine import BulletinBotError, ConfigError, Engine, IndexBusy, IndexCorrupt, IndexMismatch
-from bot.settings import Settings, WebSettings
+from bot.settings import FollowSettings, WebSettings
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +65,22 @@ def _answer_text(engine: Engine):
     return ask_text
 
 
-def build_app(settings: Settings, engine: Engine, channels: ChannelStates | None = None) -> Starlette:
+def build_app(sections: WebSections, engine: Engine, channels: ChannelStates | None = None) -> Starlette:
     """Return the ASGI app: the web page and API if [web] is enabled, the WeChat webhook if [wechat] is.
 
     ``channels`` is the state of every channel of the process, reported by /healthz.
     """
     channels = channels if channels is not None else ChannelStates()
-    api = _Api(settings, engine, channels)
+    api = _Api(sections.web, sections.follow, engine, channels)
     routes = [Route("/healthz", api.healthz)]
-    if settings.web.enabled:
+    if sections.web.enabled:
         routes += [Route("/", api.page), Route("/api/ask", api.ask, methods=["POST"]),
                    Route("/api/issues", api.issues), Route("/api/article", api.article), Route("/feed.xml", api.feed),
                    Mount("/static", StaticFiles(directory=STATIC), name="static")]
         channels.set("web", "running")
-    wechat = _wechat_channel(settings, engine, channels) if settings.wechat.enabled else None
+    wechat = _wechat_channel(sections, engine, channels) if sections.wechat.enabled else None
     if wechat is not None:
-        routes.append(Route(settings.wechat.path, wechat.endpoint, methods=["GET", "POST"]))
+        routes.append(Route(sections.wechat.path, wechat.endpoint, methods=["GET", "POST"]))
         channels.set("wechat", "running")
 
     @contextlib.asynccontextmanager
@@ -94,10 +95,10 @@ def build_app(settings: Settings, engine: Engine, channels: ChannelStates | None
     return app
 
 
-def _wechat_channel(settings: Settings, engine: Engine, channels: ChannelStates):
+def _wechat_channel(sections: WebSections, engine: Engine, channels: ChannelStates):
     """Return the WeChat channel with its secrets read from the environment variables config names."""
     from bot.channels.wechat import WeChatChannel
-    cfg = settings.wechat
+    cfg = sections.wechat
     token = os.environ.get(cfg.token_env, "")
     if not token:
         raise ConfigError(f"[wechat] is enabled but env {cfg.token_env} (the console token) is not set")
@@ -111,11 +112,11 @@ def _wechat_channel(settings: Settings, engine: Engine, channels: ChannelStates)
         log.warning("wechat: no app_id or %s: late answers wait for 「更多」 instead of a customer-service message",
                     cfg.app_secret_env)
     return WeChatChannel(cfg, _answer_text(engine), token=token, aes_key=aes_key, app_secret=secret,
-                         max_body_bytes=settings.web.max_body_bytes, states=channels,
-                         command=_wechat_follow(settings, engine))
+                         max_body_bytes=sections.web.max_body_bytes, states=channels,
+                         command=_wechat_follow(sections.follow, engine))
 
 
-def _wechat_follow(settings: Settings, engine: Engine):
+def _wechat_follow(follow: FollowSettings, engine: Engine):
     """Return the coroutine function answering 关注 / 取消关注 / 我的关注 (None for anything else)."""
     from bot.channels.wechat import wechat_command
 
@@ -131,7 +132,7 @@ def _wechat_follow(settings: Settings, engine: Engine):
         reply = await engine.io(engine.follow, WECHAT, user, user, argument)
         if not reply.added:
             return reply.text
-        return reply.text + "\n" + (replies.WECHAT_FOLLOW_FOOTER if settings.follow.wechat_template_id else
+        return reply.text + "\n" + (replies.WECHAT_FOLLOW_FOOTER if follow.wechat_template_id else
                                     replies.FOLLOW_FEED.format(url=engine.feed_url(reply.added)))
     return command
 
@@ -140,12 +141,12 @@ class _Api:
     """The web page and the HTTP API endpoints. Answers wait for a worker; everything else runs on the
     engine's I/O threads, so /healthz, /api/issues and the page never wait behind answers."""
 
-    def __init__(self, settings: Settings, engine: Engine, channels: ChannelStates):
-        self.limits = settings.web
+    def __init__(self, web: WebSettings, follow: FollowSettings, engine: Engine, channels: ChannelStates):
+        self.limits = web
         self.engine = engine
         self.channels = channels
-        self._page = _render_page(settings.web)
-        self.follow = settings.follow
+        self._page = _render_page(web)
+        self.follow = follow
 
     async def page(self, request: Request) -> Response:
         return HTMLResponse(self._page, headers=SECURITY_HEADERS)
@@ -295,13 +296,13 @@ class ServerErrors:
                 await JSONResponse({"error": replies.API_SERVER_ERROR}, status_code=500)(scope, receive, send)
 
 
-async def run_web(settings: Settings, engine: Engine, channels: ChannelStates | None = None) -> None:
+async def run_web(sections: WebSections, engine: Engine, channels: ChannelStates | None = None) -> None:
     """Serve the app with uvicorn until cancelled."""
-    app = build_app(settings, engine, channels)
+    app = build_app(sections, engine, channels)
+    web = sections.web
     # access_log off: WeChat puts the user's openid in the query string, and raw ids never go to logs
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.web.host, port=settings.web.port,
-                                           access_log=False, log_level="info"))
-    log.info("web page and API: open http://%s:%d", settings.web.host, settings.web.port)
+    server = uvicorn.Server(uvicorn.Config(app, host=web.host, port=web.port, access_log=False, log_level="info"))
+    log.info("web page and API: open http://%s:%d", web.host, web.port)
     task = asyncio.ensure_future(server.serve())
     try:
         await asyncio.shield(task)

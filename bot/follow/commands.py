@@ -12,12 +12,12 @@ from urllib.parse import quote
 from bot import replies
 from bot.follow.match import TopicMatcher, topic_words
 from bot.follow.store import FollowStore
-from bot.settings import FollowSettings, Settings
+from bot.settings import FollowSettings, WebSettings
 
 
-def feed_url(settings: Settings, topic: str | None = None) -> str:
+def feed_url(follow: FollowSettings, web: WebSettings, topic: str | None = None) -> str:
     """Return the Atom feed's public URL, of one topic or of every issue."""
-    base = settings.follow.public_url.rstrip("/") or f"http://{settings.web.host}:{settings.web.port}"
+    base = follow.public_url.rstrip("/") or f"http://{web.host}:{web.port}"
     return f"{base}/feed.xml" + (f"?q={quote(topic)}" if topic else "")
 
 
