@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from bot import replies
 from bot.results import Answer, Source
-from bot.question import GENERIC, Question, Weights, expand_aliases, missing_answer_type, ordinal_mismatch
+from bot.question import GENERIC, Question, Weights, expand_aliases, respell, missing_answer_type, ordinal_mismatch
 from bot.quoting import SentencePicker
 from bot.reader.features import Evidence, build_evidence, named_places
 from bot.reader.listing import candidates as listing_candidates
@@ -126,7 +126,7 @@ class Answerer:
         text = normalize((text or "").strip()[:MAX_QUESTION_CHARS])
         store, retriever = self.refresh()
         # 1. read the question: short names expanded, time range, listing or not, terms and their weights
-        question = Question.read(expand_aliases(text), self.today, retriever.newest_issue())
+        question = Question.read(respell(expand_aliases(text), store), self.today, retriever.newest_issue())
         if not question.text:
             return None
         weights = Weights(store, question.terms)

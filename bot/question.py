@@ -9,7 +9,7 @@ from functools import lru_cache
 from importlib import resources
 
 from corpus.dates import TimeRange, cn_number, parse_time_range
-from index.keywords import query_terms
+from index.keywords import query_terms, sound_of, word_frequency
 from index.store import IndexStore, StoredArticle
 
 _LISTING = re.compile(r"哪些|都有什么|都有啥|有什么活动|都有谁|几次|列一下|列出|列举|哪几(?:家|个单位|所|次)|多少次")
@@ -59,6 +59,34 @@ def expand_aliases(question: str) -> str:
     for alias, name in _aliases():
         if alias in question and name not in question:
             question = question.replace(alias, name)
+    return question
+
+
+FUNCTION_CHAR_FREQUENCY = 100_000   # a character this common alone (是, 的, 了, 在 ...) is a word of its own
+
+
+def respell(question: str, store) -> str:
+    """Write a word the bulletins never print as the indexed word of the same sound, tones included (洗纹身 ->
+    洗文身, 析川 -> 淅川): a pinyin keyboard offers both, and residents take the first.
+
+    Only a resident's slip is respelled: a word general Chinese uses more than the bulletins' spelling (心里,
+    not 心理) is meant as typed, and a word the segmenter guessed across a function character (赛是 in 球赛是谁)
+    is no word at all.
+    """
+    words = [t for t in query_terms(question) if sound_of(t)]
+    printed = store.term_document_counts(tuple(words))
+    for word in words:
+        if word in printed or word not in question:
+            continue
+        spelling = store.spelling_of(sound_of(word))
+        if not spelling or spelling == word:
+            continue
+        known = word_frequency(word)
+        if known and known >= word_frequency(spelling):
+            continue
+        if not known and any(word_frequency(c) >= FUNCTION_CHAR_FREQUENCY for c in word):
+            continue
+        question = question.replace(word, spelling)
     return question
 
 

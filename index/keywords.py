@@ -63,3 +63,24 @@ def query_terms(question: str) -> tuple[str, ...]:
 def fts_query(terms: tuple[str, ...]) -> str:
     """Build an FTS5 MATCH expression that ORs the quoted terms."""
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+_HAN_WORD = re.compile(r"[\u4e00-\u9fff]{2,4}")
+
+
+def sound_of(term: str) -> str | None:
+    """The term's pinyin with tones (纹身 -> wen2 shen1) when it is a word of 2-4 Han characters, else None.
+
+    Two words with one sound are the same word to a pinyin keyboard: a resident who types 纹身 or 签越 means
+    what the bulletins print as 文身 or 签约.
+    """
+    if not _HAN_WORD.fullmatch(term):
+        return None
+    from pypinyin import Style, lazy_pinyin
+    return " ".join(lazy_pinyin(term, style=Style.TONE3, neutral_tone_with_five=True))
+
+
+def word_frequency(word: str) -> int:
+    """How often the segmenter's dictionary (general Chinese) has the word; 0 for a word it does not know."""
+    _ensure_dictionary()
+    return int(jieba.dt.FREQ.get(word) or 0)

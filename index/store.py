@@ -19,7 +19,7 @@ from corpus.models import Article, Issue
 from index.errors import IndexCorrupt, IndexMismatch
 from index import faults
 from index.chunking import Chunk
-from index.keywords import fts_query, tokenize
+from index.keywords import fts_query, sound_of, tokenize
 from index.paths import DB_FILE, FAISS_FILE, MANIFEST_FILE
 from index.settings import VectorIndexSettings
 
@@ -199,6 +199,8 @@ class IndexStore:
         self._articles_lock = threading.Lock()
         self._chunk_count: int | None = None
         self._document_counts: dict[str, int] = {}
+        self._sounds: dict[str, str] | None = None
+        self._sounds_lock = threading.Lock()
         try:
             self._dead = np.array([r[0] for r in self.db.execute("SELECT id FROM dead_vectors")], dtype=np.int64)
         except sqlite3.DatabaseError as exc:
@@ -242,6 +244,7 @@ class IndexStore:
         self._articles = {}
         self._chunk_count = None
         self._document_counts.clear()
+        self._sounds = None
         return removed
 
     def add_issue(self, issue: Issue, chunks: list[Chunk], vectors: np.ndarray) -> None:
@@ -273,6 +276,7 @@ class IndexStore:
         self._articles = {}
         self._chunk_count = None
         self._document_counts.clear()
+        self._sounds = None
 
     def _fit_index(self, progress: bool) -> None:
         """Make the FAISS index the type its size calls for (flat <-> HNSW), dropping dead vectors when
@@ -366,6 +370,25 @@ class IndexStore:
                 self._document_counts.clear()
             self._document_counts.update({t: int(found.get(t, 0)) for t in missing})
         return {t: self._document_counts[t] for t in terms if self._document_counts[t]}
+
+    def spelling_of(self, sound: str) -> str | None:
+        """Return the indexed word with this pinyin (``keywords.sound_of``), the most frequent one, or None.
+
+        The map is built on first use (a few hundred thousand words a second), under a lock, whole before it is
+        published, and forgotten at the next write.
+        """
+        sounds = self._sounds
+        if sounds is None:
+            with self._sounds_lock:
+                if self._sounds is None:
+                    best: dict[str, tuple[int, str]] = {}
+                    for term, doc in self.db.execute("SELECT term, doc FROM chunk_vocab"):
+                        key = sound_of(term)
+                        if key is not None and doc > best.get(key, (0, ""))[0]:
+                            best[key] = (doc, term)
+                    self._sounds = {key: term for key, (_, term) in best.items()}
+                sounds = self._sounds
+        return sounds.get(sound)
 
     def chunk_count(self) -> int:
         """Return the number of chunks, counted once until the next write."""

@@ -191,3 +191,29 @@ def test_short_names_find_the_printed_names(answerer):
     answer = answerer.answer("市六院组织过几次活动？")
     assert len({s.title for s in answer.cited}) == 3          # 献血, 西峡帮扶, 端午安全检查
     assert all("第六人民医院" in s.title for s in answer.cited)
+
+
+@pytest.mark.parametrize("typed, printed", [
+    ("我家孩子十五岁了想去洗纹身去哪洗", "文身"),          # 纹身 / 文身: both wen2 shen1
+    ("析川第二医共体办了多少场讲堂", "淅川"),               # a county's name, one character off by sound
+    ("6月14号邓洲搞了个啥活动", "邓州"),
+])
+def test_a_word_typed_by_sound_is_read_as_the_bulletins_print_it(answerer, typed, printed):
+    from bot.question import respell
+    store, _ = answerer.refresh()
+    assert printed in respell(typed, store)
+    # and the answer cites an article that prints it: the misspelt word alone would find none
+    answer = answerer.answer(typed)
+    assert not answer.abstained
+    assert printed in answer.cited[0].title + answer.cited[0].text
+
+
+@pytest.mark.parametrize("typed", [
+    "第一次去献血心里有点虚",        # 心里 is meant (general Chinese uses it more than the bulletins' 心理)
+    "唐河第二届气排球赛是谁承办的",  # 赛是 is no word: the segmenter's guess across 是
+    "卧龙区现在二手房均价多少",      # nothing in the bulletins sounds like 二手房 / 均价
+])
+def test_words_meant_as_typed_are_not_respelled(answerer, typed):
+    from bot.question import respell
+    store, _ = answerer.refresh()
+    assert respell(typed, store) == typed
