@@ -156,13 +156,23 @@ def display_width(text: str) -> int:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-k", "top_k", type=click.IntRange(1, 50), default=5, help="k of Recall@k.")
 @click.option("--failures", is_flag=True, help="Also print the questions answered wrongly.")
+@click.option("--voices", is_flag=True,
+              help="Ask every question again as residents type it (traditional characters, a preamble, a pinyin slip) "
+                   "and print each voice's figures.")
 @click.pass_obj
-def eval_command(obj: Context, file: str, top_k: int, failures: bool) -> None:
+def eval_command(obj: Context, file: str, top_k: int, failures: bool, voices: bool) -> None:
     """Score the bot on a JSONL question set (Recall@k, MRR@10, accuracy, abstention)."""
     from bot.measure.evaluate import evaluate, load_questions
     explicit = obj.today_option or os.environ.get(TODAY_ENV)
     today = reference_day(obj.settings, explicit) if explicit else dt.date.fromisoformat(obj.settings.eval.today)
-    report = evaluate(obj.engine(today).answerer, load_questions(Path(file)), k=top_k, progress=True)
+    rows = load_questions(Path(file))
+    if voices:
+        from bot.measure.voices import VOICES, rewritten
+        for voice in VOICES:
+            report = evaluate(obj.engine(today).answerer, rewritten(rows, voice), k=top_k, progress=True)
+            click.echo(f"{voice:<12} {report.lines()[2]}   out-of-scope abstention {report.oos_abstention:.3f}")
+        return
+    report = evaluate(obj.engine(today).answerer, rows, k=top_k, progress=True)
     if failures:
         for f in report.failures:
             click.echo(json.dumps(f, ensure_ascii=False))

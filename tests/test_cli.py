@@ -146,3 +146,14 @@ def test_first_index_build_says_what_it_does_then_stays_quiet(built_data_dir, tm
     assert f"building the index of 5 bulletin files in {fresh}" in first.stderr
     again = run(fresh, "issues")
     assert again.exit_code == 0 and "building the index" not in again.stderr
+
+
+def test_eval_voices_asks_each_question_as_residents_type_it(built_data_dir, tmp_path):
+    from bot.measure.voices import VOICES
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(QUESTIONS.read_text(encoding="utf-8").splitlines(keepends=True)[:6]), encoding="utf-8")
+    result = run(built_data_dir, "eval", str(few), "--voices")
+    assert result.exit_code == 0
+    lines = [l for l in result.stdout.splitlines() if "answer accuracy" in l]
+    assert [l.split("answer accuracy")[0].strip() for l in lines] == list(VOICES)
+    assert all(0.0 <= float(re.search(r"answer accuracy (\d\.\d{3})", l).group(1)) <= 1.0 for l in lines)

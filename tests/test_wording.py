@@ -97,3 +97,20 @@ def test_dated_only_by_class(answerer, question, dated):
     assert dated_only(read, store) is dated
     if dated:
         assert retriever.articles_on(read.when)
+
+
+def test_resident_voices_rewrite_mechanically():
+    from pypinyin import Style, lazy_pinyin
+
+    from bot.measure.voices import PREAMBLES, preamble, slip, traditional
+    from index.keywords import word_frequency
+    question = "西峡的青少年足球联赛一共来了多少运动员？"
+    assert traditional(question) == "西峽的青少年足球聯賽一共來了多少運動員？"
+    assert preamble(question).endswith(question) and preamble(question)[:-len(question)] in PREAMBLES
+    slipped = slip(question)
+    changed = [(a, b) for a, b in zip(question, slipped) if a != b]
+    assert len(slipped) == len(question) and len(changed) == 1           # one character, by sound
+    (typed, meant), = [(b, a) for a, b in changed]
+    assert lazy_pinyin(typed, style=Style.TONE3) == lazy_pinyin(meant, style=Style.TONE3)
+    at = slipped.index(typed)
+    assert not any(word_frequency(slipped[i:i + 2]) for i in (at - 1, at))   # no longer a word of the dictionary
