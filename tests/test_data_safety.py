@@ -65,9 +65,11 @@ def test_a_kill_while_an_ingest_replaces_an_issue_leaves_corpus_and_index_agreei
     assert len(after["index"]) == 5 and (after["answer"] == OLD_FACT) == (corpus / "2025-07-15.txt").exists()
 
 
+@pytest.mark.slow
 def test_kill_anywhere_sample(built_data_dir, embedder, tmp_path):
-    """A quick sample of bot/measure/kill_anywhere.py (which kills at >= 50 points): inside save, after the swap
-    before the corpus is settled, and between the two halves of a restore."""
+    """A sample of bot/measure/kill_anywhere.py (which kills at >= 50 points, in the slow suite too): inside save,
+    after the swap before the corpus is settled, and between the two halves of a restore. 21 s: slow, so the
+    fast suite stays under five minutes."""
     template = tmp_path / "template"
     shutil.copytree(built_data_dir, template, symlinks=True)
     figures = kill_anywhere(embedder, settings_for, template, tmp_path, only=[
