@@ -6,7 +6,7 @@ Each rewrite is mechanical and the same for every question (nothing is written f
 - traditional: OpenCC s2t over the whole question;
 - preamble: one of a few neutral openings (no place, time or topic) before the question;
 - slip: one character of the question's first two-character content word replaced by the most common
-  other character with the same pinyin and tone (家庭医生 -> 家挺医生), as a pinyin keyboard offers it.
+  other character with the same pinyin and tone (西峡 -> 西辖), as a pinyin keyboard offers it.
 """
 from __future__ import annotations
 
@@ -38,21 +38,6 @@ def preamble(question: str) -> str:
     return PREAMBLES[zlib.crc32(question.encode("utf-8")) % len(PREAMBLES)] + question
 
 
-@lru_cache(maxsize=1)
-def _same_sound() -> dict[str, str]:
-    """Pinyin with tone -> the commonest single character with it (among characters the segmenter knows well)."""
-    import jieba
-    from index.keywords import _ensure_dictionary
-    _ensure_dictionary()
-    best: dict[str, tuple[int, str]] = {}
-    for word, freq in jieba.dt.FREQ.items():
-        if len(word) == 1 and "\u4e00" <= word <= "\u9fff" and freq >= COMMON_CHAR:
-            key = _char_sound(word)
-            if key and freq > best.get(key, (0, ""))[0]:
-                best[key] = (freq, word)
-    return {key: c for key, (_, c) in best.items()}
-
-
 def _char_sound(char: str) -> str | None:
     from pypinyin import Style, lazy_pinyin
     return lazy_pinyin(char, style=Style.TONE3, neutral_tone_with_five=True)[0]
@@ -60,7 +45,7 @@ def _char_sound(char: str) -> str | None:
 
 @lru_cache(maxsize=None)
 def _others(char: str) -> str | None:
-    """The commonest other character that sounds like ``char`` (second commonest when it is the commonest)."""
+    """The commonest other character with the same pinyin and tone as ``char``, or None."""
     import jieba
     key = _char_sound(char)
     if not key:
