@@ -110,6 +110,7 @@ class Answerer:
                     log.error("keeping index %s: %s", self._served[0].name, exc.user_message)
                     self._served = (current, self._served[1], self._served[2])
                     return self._served[1], self._served[2]
+                store.sounds()          # respelling's map, built here: off the question path when the watcher opens it
                 self._served = (current, store, Retriever(store, self.embedder, self.settings.retrieval))
                 log.info("serving index %s", current.name)
             return self._served[1], self._served[2]

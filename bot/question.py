@@ -65,7 +65,7 @@ def expand_aliases(question: str) -> str:
 FUNCTION_CHAR_FREQUENCY = 100_000   # a character this common alone (是, 的, 了, 在 ...) is a word of its own
 
 
-def respell(question: str, store) -> str:
+def respell(question: str, store: IndexStore) -> str:
     """Write a word the bulletins never print as the indexed word of the same sound, tones included (洗纹身 ->
     洗文身, 析川 -> 淅川): a pinyin keyboard offers both, and residents take the first.
 
@@ -73,12 +73,12 @@ def respell(question: str, store) -> str:
     not 心理) is meant as typed, and a word the segmenter guessed across a function character (赛是 in 球赛是谁)
     is no word at all.
     """
-    words = [t for t in query_terms(question) if sound_of(t)]
-    printed = store.term_document_counts(tuple(words))
-    for word in words:
+    sounds = {t: sound for t in query_terms(question) if (sound := sound_of(t))}
+    printed = store.term_document_counts(tuple(sounds))
+    for word, sound in sounds.items():
         if word in printed or word not in question:
             continue
-        spelling = store.spelling_of(sound_of(word))
+        spelling = store.spelling_of(sound)
         if not spelling or spelling == word:
             continue
         known = word_frequency(word)

@@ -68,19 +68,28 @@ def fts_query(terms: tuple[str, ...]) -> str:
 _HAN_WORD = re.compile(r"[\u4e00-\u9fff]{2,4}")
 
 
+def syllables(text: str) -> list[str]:
+    """The pinyin of each character, with its tone as a digit (纹身 -> ['wen2', 'shen1'])."""
+    from pypinyin import Style, lazy_pinyin
+    return lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
+
+
 def sound_of(term: str) -> str | None:
     """The term's pinyin with tones (纹身 -> wen2 shen1) when it is a word of 2-4 Han characters, else None.
 
     Two words with one sound are the same word to a pinyin keyboard: a resident who types 纹身 or 签越 means
     what the bulletins print as 文身 or 签约.
     """
-    if not _HAN_WORD.fullmatch(term):
-        return None
-    from pypinyin import Style, lazy_pinyin
-    return " ".join(lazy_pinyin(term, style=Style.TONE3, neutral_tone_with_five=True))
+    return " ".join(syllables(term)) if _HAN_WORD.fullmatch(term) else None
 
 
 def word_frequency(word: str) -> int:
     """How often the segmenter's dictionary (general Chinese) has the word; 0 for a word it does not know."""
     _ensure_dictionary()
     return int(jieba.dt.FREQ.get(word) or 0)
+
+
+def common_characters(min_frequency: int) -> dict[str, int]:
+    """The Han characters the segmenter's dictionary has as words at least ``min_frequency`` times."""
+    _ensure_dictionary()
+    return {w: f for w, f in jieba.dt.FREQ.items() if len(w) == 1 and "\u4e00" <= w <= "\u9fff" and f >= min_frequency}

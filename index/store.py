@@ -372,11 +372,12 @@ class IndexStore:
         return {t: self._document_counts[t] for t in terms if self._document_counts[t]}
 
     def spelling_of(self, sound: str) -> str | None:
-        """Return the indexed word with this pinyin (``keywords.sound_of``), the most frequent one, or None.
+        """Return the indexed word with this pinyin (``keywords.sound_of``), the most frequent one, or None."""
+        return self.sounds().get(sound)
 
-        The map is built on first use (a few hundred thousand words a second), under a lock, whole before it is
-        published, and forgotten at the next write.
-        """
+    def sounds(self) -> dict[str, str]:
+        """Return pinyin -> the most frequent indexed word with it, built on first use (a few hundred thousand
+        words a second) under a lock, whole before it is published, and forgotten at the next write."""
         sounds = self._sounds
         if sounds is None:
             with self._sounds_lock:
@@ -388,7 +389,7 @@ class IndexStore:
                             best[key] = (doc, term)
                     self._sounds = {key: term for key, (_, term) in best.items()}
                 sounds = self._sounds
-        return sounds.get(sound)
+        return sounds
 
     def chunk_count(self) -> int:
         """Return the number of chunks, counted once until the next write."""

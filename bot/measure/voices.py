@@ -13,7 +13,7 @@ from __future__ import annotations
 import zlib
 from functools import lru_cache
 
-from index.keywords import query_terms, sound_of, word_frequency
+from index.keywords import common_characters, query_terms, sound_of, syllables, word_frequency
 
 PREAMBLES = (
     "你好，我想问个事儿，",
@@ -25,12 +25,12 @@ VOICES = ("as written", "traditional", "preamble", "slip")
 
 
 def traditional(question: str) -> str:
-    import opencc
-    return _s2t(opencc).convert(question)
+    return _s2t().convert(question)
 
 
 @lru_cache(maxsize=1)
-def _s2t(opencc):
+def _s2t():
+    import opencc
     return opencc.OpenCC("s2t")
 
 
@@ -38,22 +38,18 @@ def preamble(question: str) -> str:
     return PREAMBLES[zlib.crc32(question.encode("utf-8")) % len(PREAMBLES)] + question
 
 
-def _char_sound(char: str) -> str | None:
-    from pypinyin import Style, lazy_pinyin
-    return lazy_pinyin(char, style=Style.TONE3, neutral_tone_with_five=True)[0]
+@lru_cache(maxsize=1)
+def _by_sound() -> dict[str, list[str]]:
+    """Pinyin with tone -> the common characters with it, commonest first."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for char, freq in common_characters(COMMON_CHAR).items():
+        found.setdefault(syllables(char)[0], []).append((freq, char))
+    return {key: [c for _, c in sorted(chars, reverse=True)] for key, chars in found.items()}
 
 
-@lru_cache(maxsize=None)
 def _others(char: str) -> str | None:
     """The commonest other character with the same pinyin and tone as ``char``, or None."""
-    import jieba
-    key = _char_sound(char)
-    if not key:
-        return None
-    same = sorted(((f, w) for w, f in jieba.dt.FREQ.items()
-                   if len(w) == 1 and w != char and "\u4e00" <= w <= "\u9fff" and f >= COMMON_CHAR and _char_sound(w) == key),
-                  reverse=True)
-    return same[0][1] if same else None
+    return next((c for c in _by_sound().get(syllables(char)[0], ()) if c != char), None)
 
 
 def slip(question: str) -> str:
