@@ -84,9 +84,11 @@ class Answerer:
     def today(self) -> dt.date:
         return self.today_override or reference_day(self.settings)
 
-    def refresh(self) -> tuple[IndexStore, Retriever]:
+    def refresh(self, wait: bool = False) -> tuple[IndexStore, Retriever]:
         """Return the served store and retriever, opening the new generation if the pointer moved.
 
+        While another thread opens it, a question keeps the generation served; with ``wait`` (an
+        admin's ingest that must not return before its issue is served), the call waits for it.
         A new generation that fails to open (damaged, built differently) is logged and the one
         already served stays served; with none served yet, the error goes to the caller.
         """
@@ -98,7 +100,7 @@ class Answerer:
             return served[1], served[2]
         # One thread opens the new generation (checksums take a while on a big index); the others
         # keep answering from the one served until it is ready.
-        if not self._lock.acquire(blocking=served is None):
+        if not self._lock.acquire(blocking=wait or served is None):
             return served[1], served[2]
         try:
             if self._served is None or self._served[0] != current:
@@ -116,6 +118,12 @@ class Answerer:
             return self._served[1], self._served[2]
         finally:
             self._lock.release()
+
+    @property
+    def serving(self) -> str | None:
+        """The name of the index generation served, None before the first question opened one."""
+        served = self._served
+        return None if served is None else served[0].name
 
     @property
     def store(self) -> IndexStore:

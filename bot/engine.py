@@ -175,7 +175,7 @@ class Engine:
         answerer = self.answerer
         with self._lock:
             if self._watching is None:
-                self._watching = watch(answerer)
+                self._watching = watch(answerer, self.settings.web.watch_s)
         self.pool.warm()
 
     async def io(self, fn: Callable, *args, **kwargs):
@@ -250,8 +250,11 @@ class Engine:
         return path
 
     def _refresh(self) -> None:
+        """Serve the generation just swapped in, here and in every worker process, before returning."""
         if self._answerer is not None:
-            self._answerer.refresh()
+            self._answerer.refresh(wait=True)
+        if self._pool is not None:
+            self._pool.refresh()
 
     def backup(self, target: Path) -> dict:
         """Write the corpus, the served index, the query log and the followers into one .tar.gz."""

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 _ANSWERER = None                 # in a worker process: its answerer
 READY_HOLD_S = 0.3               # warm(): how long a worker holds a readiness call
-WATCH_S = 1.0                    # how often a watcher looks at the generation pointer
 
 
 def cores() -> int:
@@ -47,7 +46,7 @@ def worker_count(configured: int) -> int:
     return configured if configured > 0 else cores()
 
 
-def watch(answerer, every_s: float = WATCH_S) -> threading.Event:
+def watch(answerer, every_s: float) -> threading.Event:
     """Open each new generation off the question path: a daemon thread calls ``answerer.refresh()`` every
     ``every_s`` seconds (a question arriving meanwhile keeps the generation served). Set the returned
     event to stop it."""
@@ -70,7 +69,7 @@ def _start_process(settings: Settings, today: dt.date | None, threads: int) -> N
     os.environ["OMP_NUM_THREADS"] = str(threads)
     from bot.answer import Answerer
     _ANSWERER = Answerer(settings, today=today)
-    watch(_ANSWERER)
+    watch(_ANSWERER, settings.web.watch_s)
     torch = sys.modules.get("torch")          # loaded only by the torch backends (sentence-transformers)
     if torch is not None:
         torch.set_num_threads(threads)
@@ -80,9 +79,15 @@ def _answer_in_process(text: str, k: int | None) -> Answer:
     return _ANSWERER.answer(text, k=k)
 
 
-def _ready() -> int:
+def _ready() -> tuple[int, str | None]:
+    """This worker's process id and the generation it serves (None before its first question)."""
     time.sleep(READY_HOLD_S)            # held, so the next call goes to another worker
-    return os.getpid()
+    return os.getpid(), _ANSWERER.serving
+
+
+def _refreshed() -> tuple[int, str | None]:
+    _ANSWERER.refresh(wait=True)        # the generation the pointer names, opened (or already open)
+    return _ready()
 
 
 class AnswerPool:
@@ -105,14 +110,30 @@ class AnswerPool:
     def warm(self, timeout_s: float = 600.0) -> int:
         """Start every worker process now and wait until each has loaded its answerer, so no question waits
         for a model to load; return how many are ready."""
+        ready = len(self.serving(timeout_s)) if self.workers > 1 else 1
+        log.info("%d answer worker processes ready", ready)
+        return ready
+
+    def serving(self, timeout_s: float = 600.0) -> dict[int, str | None]:
+        """Each worker process's id and the index generation it serves, starting the processes if need be
+        (an empty map with one worker: it is the engine's own answerer)."""
+        return self._on_every_worker(_ready, timeout_s)
+
+    def refresh(self, timeout_s: float = 600.0) -> dict[int, str | None]:
+        """Wait until every worker serves the generation the pointer names now, and return what each serves.
+        An ingest or a reindex calls this, so the issue it added is answered by whichever worker takes the
+        next question: the watchers alone get there within ``[web] watch_s``, and a question arriving while
+        a watcher opens the new generation is answered from the old one."""
+        return self._on_every_worker(_refreshed, timeout_s)
+
+    def _on_every_worker(self, call: Callable[[], tuple[int, str | None]], timeout_s: float) -> dict[int, str | None]:
         if self.workers == 1:
-            return 1
-        pids: set[int] = set()
+            return {}                   # the engine's own answerer: the engine refreshes it itself
+        seen: dict[int, str | None] = {}
         deadline = time.monotonic() + timeout_s
-        while len(pids) < self.workers and time.monotonic() < deadline:
-            pids |= {f.result() for f in [self._executor.submit(_ready) for _ in range(self.workers)]}
-        log.info("%d answer worker processes ready", len(pids))
-        return len(pids)
+        while len(seen) < self.workers and time.monotonic() < deadline:
+            seen.update(f.result() for f in [self._executor.submit(call) for _ in range(self.workers)])
+        return seen
 
     async def answer(self, text: str, k: int | None = None,
                      gone: Callable[[], Awaitable[bool]] | None = None) -> Answer | None:

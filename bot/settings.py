@@ -90,6 +90,7 @@ class WebSettings:
     max_question_chars: int = 500
     max_body_bytes: int = 16384
     workers: int = 0                   # answer workers for every channel: 1 = a thread here, N = N processes; 0 = one per core
+    watch_s: float = 1.0               # how often each answer worker looks for a new index generation (another process's ingest)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,10 @@ def parse_settings(raw: dict) -> Settings:
     if kwargs["answer"].reader not in READERS:
         raise ConfigError(f"config: [answer] reader must be one of {', '.join(READERS)}, got {kwargs['answer'].reader!r}")
     _check_follow(kwargs["follow"])
+    web = kwargs["web"]
+    if web.workers < 0 or not 0 < web.watch_s <= 86400:
+        raise ConfigError(f"config: [web] workers must not be negative and watch_s must be above 0 and at most "
+                          f"86400 seconds, got workers = {web.workers}, watch_s = {web.watch_s}")
     return Settings(**kwargs)
 
 

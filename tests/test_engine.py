@@ -72,7 +72,8 @@ def test_the_article_cache_is_filled_whole_under_concurrent_readers(built_data_d
 
 @pytest.mark.slow
 def test_worker_processes_answer_as_the_engine_does_and_pick_up_a_swap(data_dir, answerer):
-    engine = Engine(settings_for(data_dir), today=TODAY, workers=2)
+    # The watchers look once an hour here: the workers serve the new issue because the ingest waited for them.
+    engine = Engine(settings_for(data_dir, web={"watch_s": 3600.0}), today=TODAY, workers=2)
     try:
         async def ask_all(question: str, n: int) -> list:
             return await asyncio.gather(*(engine.ask(question, channel="web", user_id=f"t{i}") for i in range(n)))
@@ -84,10 +85,22 @@ def test_worker_processes_answer_as_the_engine_does_and_pick_up_a_swap(data_dir,
         assert len({a.query_id for a in before}) == 4                        # each logged once
         assert all(NEW_FACT not in a.answer.text for a in asyncio.run(ask_all(NEW_QUESTION, 2)))
         assert engine.ingest([NEW_ISSUE]).added                                # a new generation swapped in
+        current = Generations(data_dir).current().name
+        serving = engine.pool.serving()                                      # no question has asked them to open it
+        assert len(serving) == 2 and set(serving.values()) == {current}, serving   # ingest waited for both
         after = asyncio.run(ask_all(NEW_QUESTION, 4))                          # both processes serve it
         assert all(NEW_FACT in a.answer.text for a in after), after[0].answer.text
     finally:
         engine.close()
+
+
+def test_worker_settings_are_validated():
+    from bot.settings import parse_settings
+    from corpus.errors import ConfigError
+    assert parse_settings({"web": {"workers": 2, "watch_s": 0.5}}).web.watch_s == 0.5
+    for bad in ({"watch_s": 0.0}, {"watch_s": -1.0}, {"workers": -1}):
+        with pytest.raises(ConfigError, match=r"\[web\] workers must not be negative and watch_s"):
+            parse_settings({"web": bad})
 
 
 def test_a_watcher_opens_a_new_generation_before_any_question_needs_it(data_dir, embedder):
