@@ -47,6 +47,8 @@ def visible_text(text: str, parse_mode: str | None) -> str:
     return html.unescape(ALLOWED_TAGS.sub("", text))
 
 
+_UPDATE_IDS = itertools.count(1)   # Telegram numbers a bot's updates in one growing sequence, across reconnects
+
 class BotApiStandIn:
     """The Bot API for one bot token, served over HTTP in a thread."""
 
@@ -65,7 +67,7 @@ class BotApiStandIn:
         self.listeners: list = []          # called with each successful Call (the load benchmark's clock)
         self._cond = threading.Condition()
         self._updates: list[dict] = []
-        self._update_ids = itertools.count(1)
+        self._update_ids = _UPDATE_IDS     # one sequence for every stand-in: a bot's update ids only grow
         self._message_ids = itertools.count(1000)
         self._chats: dict[int, dict] = {}
         self._messages: dict[tuple[int, int], dict] = {}

@@ -125,7 +125,11 @@ def test_web_serves_while_telegram_is_unreachable_and_telegram_recovers(serve_se
         serve.wait_for("telegram", "retrying")              # gone again while polling: back to retrying
         assert "21200" in ask_web(serve.url)["answer"]
         with BotApiStandIn(TOKEN, port=telegram_port) as api:
-            serve.wait_for("telegram", "running", timeout=60)
+            mark = api.mark()
+            api.message(user, BLOOD)                         # waiting: the first long poll back returns with it
+            reply = api.wait_for("sendMessage", lambda p: p["chat_id"] == user["id"], after=mark, timeout=60)[-1]
+            assert "21200" in reply.params["text"]
+            serve.wait_for("telegram", "running")
     # stopped while "Telegram" was away: PTB's last getUpdates fails, logged as one line, never a traceback
     tracebacks = [(r.name, r.getMessage(), repr(r.exc_info[1])) for r in caplog.records
                   if r.name.startswith(("telegram", "bot")) and r.exc_info is not None]

@@ -248,3 +248,10 @@ def test_newest_issue_is_the_newest_indexed(retriever):
 
 def test_articles_on_ignores_vague_ranges(retriever):
     assert retriever.articles_on(parse_time_range("最近有什么义诊", REAL, NEWEST)) == []
+
+
+@pytest.mark.parametrize("question", ["市六院七月份组织献血，主题叫啥", "7月份有哪些义诊", "这个月份有啥活动", "六月份下旬开了什么会"])
+def test_a_month_written_with_its_suffix_leaves_no_term_behind(question):
+    """七月份 is a time expression whole: no stray 份 becomes a term the bulletins hardly print."""
+    from bot.question import content_terms
+    assert not any("份" in term or "月" in term for term in content_terms(question)), content_terms(question)

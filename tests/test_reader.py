@@ -48,7 +48,7 @@ TYPE_CASES = {
               ["上午8:00开诊。", "每天9点开放。"], ["全天开放。"]),
     "app": (["用哪个app", "有小程序吗", "关注哪个公众号"],
             ["下载“健康镇平”App即可。", "通过“豫健护理到家”小程序预约。"], ["线上即可办理。"]),
-    "person": (["主任叫什么名字", "负责人是谁", "院长是谁"],
+    "person": (["主任叫什么名字", "负责人是谁", "院长是谁", "那个队员叫啥", "工会主席叫什么名字", "院长姓什么"],
                ["主任牛海军进行讲解。", "由张晨凯副主任主持。"], ["专家团队进行讲解。"]),
 }
 
@@ -74,6 +74,11 @@ def test_answer_type_asks_and_shows_by_class(name):
 ])
 def test_which_n_things_is_an_enumeration_not_a_count_or_a_place(question, asked):
     assert {t.name for t in answer_types().asked(question)} == asked
+
+
+@pytest.mark.parametrize("question", ["活动的主题叫啥来着", "那个指挥体系叫啥", "口号叫什么", "那个App叫什么名字"])
+def test_a_name_asked_of_a_thing_is_not_a_persons_name(question):
+    assert "person" not in {t.name for t in answer_types().asked(question)}
 
 
 def test_ordinal_points_are_found_when_they_count_up_from_one():
