@@ -48,6 +48,9 @@ TYPE_CASES = {
               ["上午8:00开诊。", "每天9点开放。"], ["全天开放。"]),
     "app": (["用哪个app", "有小程序吗", "关注哪个公众号"],
             ["下载“健康镇平”App即可。", "通过“豫健护理到家”小程序预约。"], ["线上即可办理。"]),
+    "next_date": (["下一期什么时候报名", "专家下一次来邓州义诊是哪天", "下回啥时候再去公园摆摊", "第三轮巡讲打算啥时候开始"],
+                  ["第三届比赛将于8月中旬举行。", "下一期培训班计划于10月开班。"],
+                  ["7月9日，夏令营圆满结营。", "下一步，将继续开展此类活动。"]),
     "person": (["主任叫什么名字", "负责人是谁", "院长是谁", "那个队员叫啥", "工会主席叫什么名字", "院长姓什么"],
                ["主任牛海军进行讲解。", "由张晨凯副主任主持。"], ["专家团队进行讲解。"]),
 }
@@ -74,6 +77,11 @@ def test_answer_type_asks_and_shows_by_class(name):
 ])
 def test_which_n_things_is_an_enumeration_not_a_count_or_a_place(question, asked):
     assert {t.name for t in answer_types().asked(question)} == asked
+
+
+@pytest.mark.parametrize("question", ["下一步有啥打算", "往后每年要扩多少", "上一次义诊是哪天"])
+def test_a_plan_or_a_past_date_is_not_a_next_date(question):
+    assert "next_date" not in {t.name for t in answer_types().asked(question)}
 
 
 @pytest.mark.parametrize("question", ["活动的主题叫啥来着", "那个指挥体系叫啥", "口号叫什么", "那个App叫什么名字"])
