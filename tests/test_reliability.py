@@ -81,6 +81,7 @@ def test_sigkill_during_reindex_keeps_the_served_index_and_a_rerun_completes(dat
     assert "21200" in _answers(data_dir, embedder).text
 
 
+@pytest.mark.slow      # 15 s: two CLI processes; the fast suite kills an ingest in test_data_safety.py
 def test_sigkill_during_ingest_keeps_the_served_index_and_a_rerun_completes(data_dir, embedder, tmp_path):
     new = _new_issue(tmp_path, 1, "88888 毫升")
     served, corpus = Generations(data_dir).current(), _corpus_digest(data_dir)
