@@ -166,12 +166,16 @@ def parse_settings(raw: dict) -> Settings:
         kwargs[f.name] = _section(cls, f.name, raw.get(f.name, {}))
     if kwargs["answer"].reader not in READERS:
         raise ConfigError(f"config: [answer] reader must be one of {', '.join(READERS)}, got {kwargs['answer'].reader!r}")
+    _check_web(kwargs["web"])
     _check_follow(kwargs["follow"])
-    web = kwargs["web"]
+    return Settings(**kwargs)
+
+
+def _check_web(web: WebSettings) -> None:
+    """Reject a negative worker count and a watcher that would spin (0 s) or never look (over a day)."""
     if web.workers < 0 or not 0 < web.watch_s <= 86400:
         raise ConfigError(f"config: [web] workers must not be negative and watch_s must be above 0 and at most "
                           f"86400 seconds, got workers = {web.workers}, watch_s = {web.watch_s}")
-    return Settings(**kwargs)
 
 
 def _check_follow(follow: FollowSettings) -> None:

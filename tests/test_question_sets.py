@@ -6,22 +6,19 @@ hand-edited label, otherwise makes the figures silently wrong.
 """
 from __future__ import annotations
 
-import json
-import re
-
 import pytest
 
+from bot.measure.evaluate import load_questions, squash
 from bot.reader.fit import BUNDLED_QUESTIONS
 from tests.conftest import BULLETINS, QUESTIONS, REPO
 
 HELDOUT = REPO / "tests" / "data" / "heldout.jsonl"
 SETS = [BUNDLED_QUESTIONS, QUESTIONS, HELDOUT]
 KEYS = {"id", "q", "kind", "gold", "answer_must", "note"}
-_SPACE = re.compile(r"\s+")
 
 
 def _corpus() -> dict[str, str]:
-    return {p.stem: _SPACE.sub("", p.read_text(encoding="utf-8")) for p in sorted(BULLETINS.glob("*.txt"))}
+    return {p.stem: squash(p.read_text(encoding="utf-8")) for p in sorted(BULLETINS.glob("*.txt"))}
 
 
 def problems_of(row: dict, corpus: dict[str, str]) -> list[str]:
@@ -40,7 +37,7 @@ def problems_of(row: dict, corpus: dict[str, str]) -> list[str]:
                 found.append(f"evidence {evidence!r}: {len(evidence)} characters, printed {count} times")
             issues |= {name for name, text in corpus.items() if evidence in text}
     for group in row["answer_must"]:
-        if not any(_SPACE.sub("", alt) in corpus[name] for alt in group for name in issues):
+        if not any(squash(alt) in corpus[name] for alt in group for name in issues):
             found.append(f"none of {group} printed in {sorted(issues)}")
     return found
 
@@ -48,7 +45,7 @@ def problems_of(row: dict, corpus: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("path", SETS, ids=lambda p: p.name)
 def test_every_shipped_question_is_labelled_against_the_bundled_bulletins(path):
     corpus = _corpus()
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = load_questions(path)
     assert len({r["id"] for r in rows}) == len(rows) > 30
     bad = {r["id"]: p for r in rows if (p := problems_of(r, corpus))}
     assert not bad, bad
@@ -56,7 +53,7 @@ def test_every_shipped_question_is_labelled_against_the_bundled_bulletins(path):
 
 def test_the_check_finds_broken_labels():
     corpus = _corpus()
-    row = json.loads(HELDOUT.read_text(encoding="utf-8").splitlines()[0])
+    row = load_questions(HELDOUT)[0]
     assert problems_of(row, corpus) == []
     evidence = row["gold"][0][0]
     assert problems_of(dict(row, gold=[[evidence[:-1] + "※"]]), corpus)                  # not printed

@@ -14,7 +14,9 @@ _SPACE = re.compile(r"\s+")
 HEAD_CHARS = 200           # a resident reads the start: key facts must be within these (whitespace removed)
 
 
-def _squash(text: str) -> str:
+def squash(text: str) -> str:
+    """The text with all whitespace removed: how evidence, facts and answers are compared (see the question
+    sets' README)."""
     return _SPACE.sub("", text)
 
 
@@ -70,10 +72,10 @@ def _first_match(passages: list[str], gold: list[list[str]]) -> tuple[int, set[i
 
 def score_answer(row: dict, answer, k: int = 5) -> dict:
     """Score one answer as the question sets' README says: recall@k, first rank, correct, correct in 200 chars."""
-    text = _squash(answer.text)
+    text = squash(answer.text)
     if not row["gold"]:
         return {"correct": bool(answer.abstained), "correct_200": bool(answer.abstained), "recall": 0.0, "first": 0}
-    passages = [_squash(s.text) for s in answer.sources]
+    passages = [squash(s.text) for s in answer.sources]
     _, found_k = _first_match(passages[:k], row["gold"])
     first, _ = _first_match(passages[:10], row["gold"])
     has = lambda t: all(any(alt in t for alt in group) for group in row["answer_must"])      # noqa: E731

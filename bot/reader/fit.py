@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bot.measure.evaluate import score_answer
+from bot.measure.evaluate import score_answer, squash
 from bot.reader.features import QUESTION_FEATURES, SENTENCE_FEATURES, reading_features
 from bot.reader.listing import LISTING_FEATURES, candidates as listing_candidates
 from bot.reader.model import Logistic, ReaderModel, article_cover, below_floor, choose, sentence_scores
@@ -36,11 +36,6 @@ log = logging.getLogger(__name__)
 FLOOR_GRID = (0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3)
 FLOOR_FALSE_ABSTENTION = 0.01  # the coverage floor may make at most this share of in-scope training questions abstain
 FALSE_ABSTENTION = 0.02       # the threshold lets at most this share of in-scope training questions abstain
-_SPACE = re.compile(r"\s+")
-
-
-def _squash(text: str) -> str:
-    return _SPACE.sub("", text)
 
 
 @dataclass
@@ -59,7 +54,7 @@ def _gold_articles(row: dict, articles: dict) -> set[int]:
     found = set()
     for evidence in row.get("gold", []):
         for aid, a in articles.items():
-            text = _squash(a.text)
+            text = squash(a.text)
             if any(e in text for e in evidence):
                 found.add(aid)
                 break
@@ -69,7 +64,7 @@ def _gold_articles(row: dict, articles: dict) -> set[int]:
 def _labels(row: dict, prepared, gold: set[int]) -> np.ndarray:
     ev = prepared.evidence
     alts = [alt for group in row.get("answer_must", []) for alt in group]
-    return np.array([float(ev.hits[int(ev.article_of[i])].article.id in gold and any(a in _squash(s) for a in alts))
+    return np.array([float(ev.hits[int(ev.article_of[i])].article.id in gold and any(a in squash(s) for a in alts))
                      for i, s in enumerate(ev.sentences)], dtype=np.float32)
 
 
